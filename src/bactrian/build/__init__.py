@@ -1,0 +1,1 @@
+"""Build probes (one Protocol, named implementations) and compiler diagnostics parsers."""

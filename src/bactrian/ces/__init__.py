@@ -1,0 +1,1 @@
+"""Code Evaluation Service: pre-warmed builds judge diffs stage by stage, sandboxed."""

@@ -1,0 +1,1 @@
+"""Multi-file unified diffs: parse, render, apply strictly and leniently, safely."""

@@ -1,0 +1,2 @@
+"""Mining (context, prompt, diff) examples from snapshot timelines and VCS history;
+descriptions; leakage-safe datasets."""

@@ -1,0 +1,1 @@
+"""Model backends (shared by the describer, evaluation, training and the AID sidecar)."""

@@ -1,0 +1,1 @@
+"""The bundled sample OCaml workspace and its scripted editing session."""

@@ -1,0 +1,23 @@
+"""Shared test set-up: every test gets its own bactrian data and config directories, and
+nothing may reach a model hub."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(autouse=True)
+def isolated_bactrian_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point bactrian's data and config dirs at a fresh temporary directory."""
+    home = tmp_path_factory.mktemp("bactrian-home")
+    monkeypatch.setenv("BACTRIAN_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config"))
+    monkeypatch.delenv("BACTRIAN_CONFIG", raising=False)
+    return home
