@@ -13,7 +13,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 @pytest.fixture(autouse=True)
-def isolated_bactrian_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_bactrian_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Point bactrian's data and config dirs at a fresh temporary directory."""
     home = tmp_path_factory.mktemp("bactrian-home")
     monkeypatch.setenv("BACTRIAN_DATA_DIR", str(home / "data"))

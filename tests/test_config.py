@@ -55,5 +55,8 @@ def test_registry_suggests_close_names() -> None:
     reg.add("dune", 1)
     reg.add("command", 2)
     assert reg.get("dune") == 1
-    with pytest.raises(UnknownNameError, match="Unknown build probe 'dun'. Did you mean: dune\\? Available: command, dune"):
+    with pytest.raises(
+        UnknownNameError,
+        match="Unknown build probe 'dun'. Did you mean: dune\\? Available: command, dune",
+    ):
         reg.get("dun")

@@ -69,9 +69,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("", "none")):
-            if type(None) in args:
-                return None
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("", "none"))
+        if is_none and type(None) in args:
+            return None
         return _coerce(value, non_none[0], where)
     if origin in (list, tuple):
         inner = args[0] if args else str

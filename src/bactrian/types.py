@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-class BuildState(str, enum.Enum):
+class BuildState(enum.StrEnum):
     """Outcome of a build probe. ``unknown`` means "no trustworthy answer" (timeout, the build
     tool missing, a build still running) and breaks mining episodes."""
 
@@ -20,7 +20,7 @@ class BuildState(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     ERROR = "error"
     WARNING = "warning"
     ALERT = "alert"
