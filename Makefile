@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.bactrian-installed
 
 APT_PACKAGES := ocaml-nox ocaml-dune ocaml-findlib libalcotest-ocaml-dev \
-	git mercurial bubblewrap patch python3-venv procps
+	git mercurial bubblewrap patch python3-venv procps inotify-tools
 
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
