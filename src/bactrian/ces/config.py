@@ -1,0 +1,81 @@
+"""CES settings: section ``[ces]`` of the config file, ``BACTRIAN_CES_*`` env variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bactrian.config import data_dir, load_section
+
+DEFAULT_REWARD_WEIGHTS: dict[str, float] = {
+    "apply": 0.1,
+    "parse": 0.2,
+    "typecheck": 0.5,
+    "build": 0.7,
+    "test": 1.0,
+}
+
+DEFAULT_TEST_GLOBS: tuple[str, ...] = (
+    "test/**",
+    "tests/**",
+    "**/test/**",
+    "**/tests/**",
+    "**/*_test.ml",
+    "**/*_test.mli",
+    "**/test_*.ml",
+)
+
+
+@dataclass
+class Limits:
+    """Resource limits of every sandboxed stage command."""
+
+    cpu_s: int = 120  # RLIMIT_CPU per process
+    wall_s: float = 120.0  # wall clock per stage (overridden by per-stage timeouts)
+    memory_mb: int = 4096  # RLIMIT_AS per process
+    max_procs: int = 256  # RLIMIT_NPROC for the sandbox's (mapped) user
+    output_bytes: int = 64 * 1024  # kept per stage; the rest is dropped (flag output-truncated)
+    max_file_mb: int = 512  # RLIMIT_FSIZE: no single file larger than this
+
+
+@dataclass
+class CESConfig:
+    workers: int = 0  # 0 = number of CPU cores
+    max_bases: int = 4  # bases kept warm; least recently used evicted
+    work_dir: Path | None = None  # default data_dir()/ces
+    sandbox: str = "bwrap"  # "bwrap" | "none"
+    adapter: str = "auto"  # default adapter for bases that do not name one
+    timeout_s: float = 120.0  # default wall-clock limit per stage
+    stage_timeouts: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    cpu_s: int = 120
+    memory_mb: int = 4096
+    max_procs: int = 256
+    output_bytes: int = 64 * 1024
+    max_file_mb: int = 512
+    reward_mode: str = "graded"  # "graded" | "binary"
+    reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
+    test_globs: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_GLOBS))
+    edits_tests_policy: str = "fail"  # "fail": a diff touching tests cannot pass `test`
+
+    @classmethod
+    def load(cls, **overrides: Any) -> CESConfig:
+        return load_section(cls, "ces", overrides=overrides)
+
+    def resolved_workers(self) -> int:
+        return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
+
+    def resolved_work_dir(self) -> Path:
+        return Path(self.work_dir) if self.work_dir else data_dir() / "ces"
+
+    def limits(self, stage: str | None = None) -> Limits:
+        wall = self.stage_timeouts.get(stage, self.timeout_s) if stage else self.timeout_s
+        return Limits(
+            cpu_s=self.cpu_s,
+            wall_s=float(wall),
+            memory_mb=self.memory_mb,
+            max_procs=self.max_procs,
+            output_bytes=self.output_bytes,
+            max_file_mb=self.max_file_mb,
+        )

@@ -1,0 +1,247 @@
+"""The CES contract: bases, jobs, stage results, verdicts and the backend seam.
+
+Everything here is plain data with ``to_dict``/``from_dict`` so verdicts travel unchanged over
+HTTP, Ray and JSON files. Backends (``local`` process pool, ``ray`` actors) implement
+:class:`CESBackend` and register a factory ``factory(config) -> CESBackend`` in
+:data:`BACKENDS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from bactrian.registry import Registry
+from bactrian.types import Diagnostic
+
+if TYPE_CHECKING:
+    from bactrian.ces.config import CESConfig
+
+STAGES: tuple[str, ...] = ("apply", "parse", "typecheck", "build", "test")
+"""The stages every job goes through, in order; a job stops at the first failure."""
+
+StageStatus = Literal["passed", "failed", "skipped", "timeout", "error"]
+STAGE_STATUSES: tuple[str, ...] = ("passed", "failed", "skipped", "timeout", "error")
+
+
+@dataclass
+class BaseSpec:
+    """What to warm: a directory, or a git/Mercurial repository at a revision.
+
+    ``stages`` overrides stage commands by name (``{"build": "dune build @install"}``); an empty
+    string skips that stage. ``adapter`` picks the language adapter ("dune", "generic", "auto").
+    """
+
+    source: str
+    rev: str | None = None
+    vcs: str | None = None  # "git" | "hg" | None (auto-detect)
+    stages: dict[str, str] = field(default_factory=dict)
+    adapter: str = "auto"
+    resolved_rev: str | None = None  # filled in when the base is exported
+
+    def key(self) -> str:
+        """A stable id: the source, the (resolved) revision, adapter and stage commands."""
+        src = (
+            str(Path(self.source).expanduser().resolve()) if _is_local(self.source) else self.source
+        )
+        payload = json.dumps(
+            {
+                "source": src,
+                "rev": self.resolved_rev or self.rev,
+                "adapter": self.adapter,
+                "stages": dict(sorted(self.stages.items())),
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "rev": self.rev,
+            "vcs": self.vcs,
+            "stages": dict(self.stages),
+            "adapter": self.adapter,
+            "resolved_rev": self.resolved_rev,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BaseSpec:
+        return cls(
+            source=str(d["source"]),
+            rev=d.get("rev"),
+            vcs=d.get("vcs"),
+            stages=dict(d.get("stages") or {}),
+            adapter=d.get("adapter", "auto"),
+            resolved_rev=d.get("resolved_rev"),
+        )
+
+    @classmethod
+    def coerce(cls, base: BaseSpec | str | os.PathLike[str], rev: str | None = None) -> BaseSpec:
+        if isinstance(base, BaseSpec):
+            return base
+        return cls(source=str(base), rev=rev)
+
+
+def _is_local(source: str) -> bool:
+    return "://" not in source
+
+
+@dataclass
+class Job:
+    """One diff to judge against one base."""
+
+    base: BaseSpec
+    diff: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    allow_lenient: bool = False
+    timeout_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base.to_dict(),
+            "diff": self.diff,
+            "id": self.id,
+            "allow_lenient": self.allow_lenient,
+            "timeout_s": self.timeout_s,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Job:
+        return cls(
+            base=BaseSpec.from_dict(d["base"]),
+            diff=d["diff"],
+            id=d.get("id") or uuid.uuid4().hex,
+            allow_lenient=bool(d.get("allow_lenient", False)),
+            timeout_s=d.get("timeout_s"),
+        )
+
+
+@dataclass
+class StageResult:
+    """One stage's outcome. ``output`` is bounded (see ``CESConfig.limits.output_bytes``)."""
+
+    name: str
+    status: str  # one of STAGE_STATUSES
+    duration_s: float = 0.0
+    output: str = ""
+    exit_code: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "duration_s": self.duration_s,
+            "output": self.output,
+            "exit_code": self.exit_code,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StageResult:
+        return cls(
+            name=d["name"],
+            status=d["status"],
+            duration_s=float(d.get("duration_s", 0.0)),
+            output=d.get("output", ""),
+            exit_code=d.get("exit_code"),
+        )
+
+
+@dataclass
+class Verdict:
+    """The CES's answer for one job.
+
+    ``furthest`` is the last stage that passed (``None`` when even ``apply`` failed); ``ok``
+    means every stage passed (skipped stages count as passed). ``flags`` name notable events:
+    ``edits-tests``, ``lenient-apply``, ``sandbox-kill``, ``output-truncated``, ``timeout``,
+    ``worker-rebuilt``, ``empty-diff``.
+    """
+
+    job_id: str
+    ok: bool
+    furthest: str | None
+    stages: list[StageResult] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    reward: float = 0.0
+    tests: dict[str, int] | None = None  # {"passed": p, "failed": f, "total": t} where parsed
+    worker: str = ""
+    flags: list[str] = field(default_factory=list)
+    apply: dict[str, Any] | None = None  # bactrian.diffs ApplyResult.to_dict()
+    error: str | None = None  # an infrastructure error (not a verdict on the diff)
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "ok": self.ok,
+            "furthest": self.furthest,
+            "stages": [s.to_dict() for s in self.stages],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+            "reward": self.reward,
+            "tests": dict(self.tests) if self.tests is not None else None,
+            "worker": self.worker,
+            "flags": list(self.flags),
+            "apply": self.apply,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Verdict:
+        return cls(
+            job_id=d["job_id"],
+            ok=bool(d["ok"]),
+            furthest=d.get("furthest"),
+            stages=[StageResult.from_dict(s) for s in d.get("stages", [])],
+            diagnostics=[Diagnostic.from_dict(x) for x in d.get("diagnostics", [])],
+            reward=float(d.get("reward", 0.0)),
+            tests=d.get("tests"),
+            worker=d.get("worker", ""),
+            flags=list(d.get("flags", [])),
+            apply=d.get("apply"),
+            error=d.get("error"),
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The verdict without timings, worker id and job id — equal for equal outcomes."""
+        d = self.to_dict()
+        d.pop("job_id")
+        d.pop("worker")
+        d["flags"] = sorted(f for f in d["flags"] if f != "worker-rebuilt")
+        d["stages"] = [{"name": s.name, "status": s.status} for s in self.stages]
+        return d
+
+
+@runtime_checkable
+class CESBackend(Protocol):
+    """Where jobs run: ``local`` (a pool of worker threads driving sandboxed subprocesses) or
+    ``ray`` (the same :class:`bactrian.ces.worker.Worker` as Ray actors)."""
+
+    name: str
+
+    def warm(self, base: BaseSpec, workers: int | None = None) -> dict[str, Any]:
+        """Prepare ``workers`` green trees for ``base``; returns ``{"key", "workers",
+        "warm_s", ...}``. Raises :class:`bactrian.errors.BaseNotGreenError`."""
+        ...
+
+    def evaluate(self, jobs: Sequence[Job]) -> list[Verdict]:
+        """Judge jobs (warming their bases as needed); verdicts in job order."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """``{"backend", "bases": [...], "workers", "queue_depth", "counters": {...}}``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+BackendFactory = Callable[["CESConfig"], CESBackend]
+BACKENDS: Registry[BackendFactory] = Registry("CES backend")
+"""Named backend factories: ``BACKENDS.get("local")(config) -> CESBackend``."""
