@@ -1,1 +1,31 @@
-"""Build probes (one Protocol, named implementations) and compiler diagnostics parsers."""
+"""Build probes (one Protocol, named implementations) and compiler diagnostics parsers.
+
+from bactrian.build import choose_probe, parse_ocaml, classify
+probe = choose_probe(workspace)            # dune / command / dune-watch / none
+result = probe.run(workspace, tree_id)     # BuildResult: state, diagnostics, log, …
+"""
+
+from bactrian.build.diagnostics import PARSERS, classify, parse_diagnostics, parse_ocaml
+from bactrian.build.probe import (
+    PROBES,
+    BuildConfig,
+    BuildProbe,
+    CommandProbe,
+    DuneProbe,
+    NoneProbe,
+    choose_probe,
+)
+
+__all__ = [
+    "PARSERS",
+    "PROBES",
+    "BuildConfig",
+    "BuildProbe",
+    "CommandProbe",
+    "DuneProbe",
+    "NoneProbe",
+    "choose_probe",
+    "classify",
+    "parse_diagnostics",
+    "parse_ocaml",
+]
