@@ -1,0 +1,180 @@
+"""A private git object database per workspace, driven by the ``git`` command.
+
+Every call gets an explicit environment: ``GIT_DIR`` (the store's repository),
+``GIT_WORK_TREE`` (the workspace, read only), ``GIT_INDEX_FILE`` (the store's own index, which
+is also the stat cache), no system or global config, hooks pointed at ``/dev/null``. So git never
+looks for a ``.git`` in the workspace, never reads the user's config, never runs a hook and
+never writes anywhere but the store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from bactrian.errors import StoreError
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+ZERO_OID = "0" * 40
+TIMELINE_REF = "refs/heads/timeline"
+
+# Settings of every store repository. ``gc.auto=0``: we pack ourselves (``Store.maintain``).
+REPO_CONFIG: dict[str, str] = {
+    "core.bare": "false",
+    "core.hooksPath": "/dev/null",
+    "core.untrackedCache": "true",
+    "core.fsmonitor": "false",
+    "core.autocrlf": "false",
+    "core.symlinks": "true",
+    "core.filemode": "true",
+    "core.quotePath": "false",
+    "core.logAllRefUpdates": "true",
+    "index.version": "4",
+    "gc.auto": "0",
+    "status.showUntrackedFiles": "all",
+    "status.aheadBehind": "false",
+    "diff.renames": "false",
+    "diff.external": "",
+    "advice.statusHints": "false",
+    "commit.gpgSign": "false",
+    "pack.compression": "9",
+}
+
+
+def _hint(stderr: str) -> str:
+    low = stderr.lower()
+    if "no space left" in low:
+        return " The disk is full: free some space; the next snapshot will pick up all changes."
+    if "permission denied" in low:
+        return " Check the permissions of the store directory."
+    if "file exists" in low and ".lock" in low:
+        return " Another git process holds a lock in the store; it is retried next time."
+    return ""
+
+
+class GitRepo:
+    """Runs git against one store repository, optionally with the workspace as work tree."""
+
+    def __init__(
+        self, git_dir: Path, work_tree: Path | None = None, index_file: Path | None = None
+    ):
+        self.git_dir = git_dir
+        self.work_tree = work_tree
+        self.index_file = index_file
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update(
+            GIT_DIR=str(git_dir),
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL=os.devnull,
+            GIT_TERMINAL_PROMPT="0",
+            GIT_AUTHOR_NAME="bactrian",
+            GIT_AUTHOR_EMAIL="bactrian@localhost",
+            GIT_COMMITTER_NAME="bactrian",
+            GIT_COMMITTER_EMAIL="bactrian@localhost",
+            LC_ALL="C",
+        )
+        if work_tree is not None:
+            env["GIT_WORK_TREE"] = str(work_tree)
+        if index_file is not None:
+            env["GIT_INDEX_FILE"] = str(index_file)
+        self.env = env
+
+    def run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
+        extra_env: dict[str, str] | None = None,
+        nice: int = 0,
+    ) -> subprocess.CompletedProcess[bytes]:
+        env = self.env if not extra_env else {**self.env, **extra_env}
+        cwd = str(self.work_tree) if self.work_tree is not None else str(self.git_dir)
+        try:
+            proc = subprocess.run(
+                ["git", *args],
+                input=input,
+                env=env,
+                cwd=cwd,
+                capture_output=True,
+                check=False,
+                preexec_fn=(lambda: os.nice(nice)) if nice else None,
+            )
+        except FileNotFoundError as exc:
+            raise StoreError("The `git` command is not installed; install git.") from exc
+        except OSError as exc:
+            raise StoreError(f"Cannot run git in store {self.git_dir}: {exc}.") from exc
+        if check and proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip()
+            raise StoreError(
+                f"git {args[0]} failed in store {self.git_dir} (exit {proc.returncode}): "
+                f"{err or '(no message)'}.{_hint(err)}"
+            )
+        return proc
+
+    def out(self, *args: str, input: bytes | None = None, **kw: object) -> str:
+        return self.run(*args, input=input, **kw).stdout.decode("utf-8", "surrogateescape")  # type: ignore[arg-type]
+
+    def rev_parse(self, rev: str) -> str | None:
+        proc = self.run("rev-parse", "-q", "--verify", rev + "^{commit}", check=False)
+        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+    def read_ref(self, ref: str = TIMELINE_REF) -> str | None:
+        """The ref's commit id; reads the loose ref file directly (cheap), else asks git."""
+        try:
+            text = (self.git_dir / ref).read_text().strip()
+            if len(text) == 40:
+                return text
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError:
+            pass
+        return self.rev_parse(ref)
+
+    def cat_file_batch(self, oids: Sequence[str]) -> dict[str, bytes]:
+        """Contents of many objects in one ``git cat-file --batch`` call."""
+        if not oids:
+            return {}
+        data = self.run(
+            "cat-file", "--batch", input="".join(o + "\n" for o in oids).encode()
+        ).stdout
+        out: dict[str, bytes] = {}
+        pos = 0
+        for oid in oids:
+            nl = data.index(b"\n", pos)
+            header = data[pos:nl].decode()
+            parts = header.split()
+            if len(parts) == 2 and parts[1] == "missing":
+                raise StoreError(
+                    f"Object {oid} is missing from store {self.git_dir}. The store is damaged: "
+                    "run `bactrian snapshot fsck`."
+                )
+            size = int(parts[2])
+            out[oid] = data[nl + 1 : nl + 1 + size]
+            pos = nl + 1 + size + 1
+        return out
+
+
+def init_repo(git_dir: Path) -> None:
+    """Create the store repository atomically (built beside it, then renamed into place)."""
+    if (git_dir / "HEAD").exists():
+        return
+    git_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".repo-", dir=git_dir.parent))
+    try:
+        repo = GitRepo(tmp)
+        repo.run("init", "-q", "--bare", str(tmp))
+        for key, value in REPO_CONFIG.items():
+            repo.run("config", key, value)
+        repo.run("symbolic-ref", "HEAD", TIMELINE_REF)
+        try:
+            tmp.rename(git_dir)
+        except OSError:
+            if not (git_dir / "HEAD").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,327 @@
+"""Taking one snapshot: scan (git status against the store's index = the stat cache), stage
+what changed, write the tree, run the build probe if the tree changed, then commit.
+
+Write order, so that ``kill -9`` at any moment leaves a consistent store: objects and the
+index (each written to a temporary file and renamed by git), then the commit object, then the
+timeline ref (compare-and-swap, atomic rename), then the SQLite row. On open, the store adds
+rows for any commit the ref has and SQLite lacks, so a restart continues the same timeline.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bactrian.errors import BactrianError, StoreError, WorkspaceError
+from bactrian.snapshot.config import SnapshotConfig, load_config
+from bactrian.snapshot.gitrepo import EMPTY_TREE, TIMELINE_REF, ZERO_OID
+from bactrian.snapshot.rules import build_rules, check_file
+from bactrian.snapshot.store import Snapshot, Store, _commit_message, _open, resolve_workspace
+from bactrian.types import BuildResult, BuildState
+
+if TYPE_CHECKING:
+    from bactrian.build.probe import BuildProbe
+
+log = logging.getLogger(__name__)
+
+STALE_LOCK_S = 5.0
+MAINTAIN_OBJECTS = 2000
+
+
+class NullProbe:
+    """The ``none`` probe: no build at all; every snapshot's state is ``unknown``."""
+
+    name = "none"
+
+    def run(self, workspace: Path, tree_id: str | None = None) -> BuildResult:
+        return BuildResult(BuildState.UNKNOWN, 0.0, log="no build probe configured", probe="none")
+
+
+def resolve_probe(workspace: Path, config: SnapshotConfig) -> BuildProbe:
+    """The probe the config asks for (``probe = "none"`` → :class:`NullProbe`)."""
+    if config.build_cmd is None and config.probe == "none":
+        return NullProbe()
+    from bactrian.build.probe import choose_probe
+
+    return choose_probe(
+        workspace, probe=config.probe, build_cmd=config.build_cmd, timeout_s=config.build_timeout_s
+    )
+
+
+@contextmanager
+def file_lock(path: Path, *, blocking: bool = True) -> Iterator[int]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _clear_stale_locks(store: Store) -> None:
+    """Remove git lock files left by a killed process (we hold take.lock: no writer of ours
+    is running; a fresh lock may still belong to a git child outliving its parent)."""
+    candidates = [store.root / "index.lock", store.git_dir / "HEAD.lock"]
+    candidates += [store.git_dir / (TIMELINE_REF + ".lock"), store.git_dir / "packed-refs.lock"]
+    now = time.time()
+    for lock in candidates:
+        try:
+            if now - lock.stat().st_mtime > STALE_LOCK_S:
+                lock.unlink()
+                log.warning("removed stale lock %s", lock)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("cannot remove stale lock %s: %s", lock, exc)
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+class _SkipCache:
+    """Files skipped on purpose, keyed by path with (size, mtime_ns): not re-read, logged once."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.dirty = False
+        try:
+            self.items: dict[str, list[Any]] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.items = {}
+
+    def hit(self, key: str, st: os.stat_result | None) -> bool:
+        item = self.items.get(key)
+        return bool(item and st and item[0] == st.st_size and item[1] == st.st_mtime_ns)
+
+    def add(self, key: str, st: os.stat_result | None, reason: str) -> None:
+        self.items[key] = [st.st_size if st else -1, st.st_mtime_ns if st else -1, reason]
+        self.dirty = True
+
+    def save(self) -> None:
+        if self.dirty:
+            _write_if_changed(self.path, json.dumps(self.items))
+
+
+def _status(store: Store) -> list[tuple[str, bytes]]:
+    out = store.work_git.run(
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--no-renames",
+        "--ignore-submodules=all",
+    ).stdout
+    return [(r[:2].decode(), r[3:]) for r in out.split(b"\0") if len(r) > 3]
+
+
+def _update_index(store: Store, paths: list[bytes], flags: list[str]) -> None:
+    """Stage ``paths`` in one git call; if that fails (a file vanished or became unreadable
+    between the check and git's read), stage them one by one and skip the failures."""
+    if not paths:
+        return
+    try:
+        store.work_git.run("update-index", *flags, "-z", "--stdin", input=b"\0".join(paths) + b"\0")
+        return
+    except StoreError:
+        pass
+    for p in paths:
+        proc = store.work_git.run(
+            "update-index", *flags, "-z", "--stdin", input=p + b"\0", check=False
+        )
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            log.warning(
+                "%s: skipped %s: %s", store.workspace, os.fsdecode(p), err[-1] if err else "error"
+            )
+
+
+def _stage(store: Store) -> tuple[bool, int]:
+    """Bring the store's index up to date with the workspace. Returns (anything to look at,
+    number of new or changed files staged)."""
+    ws = store.workspace
+    rules = build_rules(ws, store.config)
+    rules_changed = _write_if_changed(store.git_dir / "info" / "exclude", rules.exclude_text)
+    entries = _status(store)
+    skips = _SkipCache(store.root / "skipped.json")
+    add: list[bytes] = []
+    remove: list[bytes] = []
+    force_remove: list[bytes] = []
+    for xy, path in entries:
+        y = xy[1]
+        if y == " ":
+            continue
+        if os.path.basename(path) in (b".gitignore", b".hgignore"):
+            rules_changed = True
+        if y == "D":
+            remove.append(path)
+            continue
+        key = path.decode("utf-8", "surrogateescape")
+        tracked = y != "?"
+        if not tracked and rules.hg_regexps and rules.hg_ignored(key):
+            continue
+        try:
+            st: os.stat_result | None = os.lstat(os.path.join(os.fsencode(ws), path))
+        except OSError:
+            st = None
+        if skips.hit(key, st):
+            if tracked:
+                force_remove.append(path)
+            continue
+        reason, st = check_file(ws, path, store.config.max_file_bytes)
+        if reason == "vanished":
+            if tracked:
+                remove.append(path)
+            continue
+        if reason is not None:
+            log.warning(
+                "%s: skipped %s: %s", ws, key.encode("utf-8", "backslashreplace").decode(), reason
+            )
+            skips.add(key, st, reason)
+            if tracked:
+                force_remove.append(path)
+            continue
+        skips.items.pop(key, None)
+        add.append(path)
+    if rules_changed:
+        out = store.work_git.run("ls-files", "-z", "-c", "-i", "--exclude-standard").stdout
+        force_remove += [p for p in out.split(b"\0") if p]
+    _update_index(store, add + remove, ["--add", "--remove"])
+    _update_index(store, force_remove, ["--force-remove"])
+    skips.save()
+    return bool(entries) or rules_changed, len(add)
+
+
+def _run_probe(probe: BuildProbe, workspace: Path, tree_id: str) -> BuildResult:
+    try:
+        return probe.run(workspace, tree_id)
+    except BactrianError as exc:
+        log.warning("%s: build probe %s failed: %s", workspace, getattr(probe, "name", "?"), exc)
+        return BuildResult(BuildState.UNKNOWN, 0.0, log=str(exc), probe=getattr(probe, "name", ""))
+    except Exception as exc:  # a broken probe must not stop the recording
+        log.exception("%s: build probe crashed", workspace)
+        return BuildResult(
+            BuildState.UNKNOWN, 0.0, log=f"probe crashed: {exc!r}", probe=getattr(probe, "name", "")
+        )
+
+
+def record(store: Store, probe: BuildProbe | None = None, now: float | None = None) -> Snapshot:
+    """Take one snapshot into an open store (the daemon keeps its store open between ticks)."""
+    with file_lock(store.root / "take.lock"):
+        store.reconcile()
+        _clear_stale_locks(store)
+        last = store.last()
+        dirty, staged = _stage(store)
+        if last is not None and not dirty:
+            return last
+        tree = store.work_git.out("write-tree").strip()
+        if last is not None and tree == last.tree_id:
+            return last
+        diff = store.git.run(
+            "diff-tree",
+            "-r",
+            "-z",
+            "--no-renames",
+            "--name-only",
+            last.tree_id if last else EMPTY_TREE,
+            tree,
+        ).stdout
+        changed = sum(1 for p in diff.split(b"\0") if p)
+        if probe is None:
+            probe = resolve_probe(store.workspace, store.config)
+        build = _run_probe(probe, store.workspace, tree)
+        when = time.time() if now is None else float(now)
+        seq = last.seq + 1 if last else 1
+        rec = {
+            "seq": seq,
+            "time": when,
+            "workspace": str(store.workspace),
+            "changed_files": changed,
+            "build": build.to_dict(),
+        }
+        date = f"@{int(when)} +0000"
+        args = ["commit-tree", tree, "-F", "-"] + (["-p", last.id] if last else [])
+        commit = store.git.out(
+            *args,
+            input=_commit_message(rec).encode(),
+            extra_env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date},
+        ).strip()
+        store.git.run(
+            "update-ref",
+            "-m",
+            f"snapshot {seq}",
+            TIMELINE_REF,
+            commit,
+            last.id if last else ZERO_OID,
+        )
+        rec.update(id=commit, tree_id=tree, parent=last.id if last else None)
+        store.db.insert(rec)
+        _maybe_maintain(store, staged)
+        return Snapshot(
+            seq=seq,
+            id=commit,
+            workspace=str(store.workspace),
+            time=when,
+            tree_id=tree,
+            parent=last.id if last else None,
+            build=build,
+            changed_files=changed,
+        )
+
+
+def _maybe_maintain(store: Store, staged: int) -> None:
+    snaps = int(store.db.get_meta("snapshots_since_pack", "0") or 0) + 1
+    objects = int(store.db.get_meta("objects_since_pack", "0") or 0) + staged
+    store.db.set_meta("snapshots_since_pack", str(snaps))
+    store.db.set_meta("objects_since_pack", str(objects))
+    if snaps >= store.config.repack_every or objects >= MAINTAIN_OBJECTS:
+        try:
+            store.maintain()
+        except BactrianError as exc:
+            log.warning("%s: packing the store failed (retried later): %s", store.workspace, exc)
+
+
+def open_for_writing(workspace: Path | str, config: SnapshotConfig | None = None) -> Store:
+    """The store of ``workspace``, created on first use."""
+    config = config or load_config()
+    ws = resolve_workspace(workspace)
+    store_dir = config.resolved_store_dir()
+    store_dir = store_dir.resolve() if store_dir.exists() else store_dir.absolute()
+    if store_dir.is_relative_to(ws):
+        raise WorkspaceError(
+            f"The snapshot store {store_dir} is inside the workspace {ws}; bactrian never writes "
+            "inside a workspace. Set [snapshot] store_dir (or BACTRIAN_DATA_DIR) elsewhere."
+        )
+    return _open(ws, config, create=True)
+
+
+def take_snapshot(
+    workspace: Path,
+    *,
+    config: SnapshotConfig | None = None,
+    probe: BuildProbe | None = None,
+    now: float | None = None,
+) -> Snapshot:
+    """Record ``workspace`` now. An unchanged tree records nothing new and returns the last
+    snapshot; the probe runs only when the tree changed. ``now`` overrides the recorded time."""
+    store = open_for_writing(workspace, config)
+    try:
+        return record(store, probe, now)
+    finally:
+        store.close()
