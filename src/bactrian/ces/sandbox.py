@@ -1,0 +1,334 @@
+"""Run one stage command with limits, optionally inside bubblewrap.
+
+The ``bwrap`` sandbox, as run here (bubblewrap 0.8, often as root):
+
+- ``setpriv`` drops to an unprivileged uid/gid first (one per worker), then ``prlimit`` sets
+  RLIMIT_CPU, RLIMIT_AS, RLIMIT_NPROC and RLIMIT_FSIZE, then ``bwrap`` enters new user, pid,
+  network, ipc, uts and cgroup namespaces (``--unshare-all``: no network at all).
+  RLIMIT_NPROC is counted per *real* uid and never enforced for root, which is why the drop to a
+  non-root uid comes first: a fork bomb then hits "Cannot fork" instead of the host.
+- The file system is read-only ``/usr`` (+ ``/lib*``, ``/bin`` links), ``/etc``, a fresh
+  ``/proc`` and ``/dev``, a private size-capped tmpfs ``/tmp``, and the worker tree bound
+  read-write at its own path. Nothing else of the host is visible, so nothing else is writable.
+- ``--die-with-parent`` and the pid namespace mean that killing the outer process (on timeout)
+  takes every process of the stage with it; the outer process runs in its own process group,
+  which is killed as a whole as well.
+- Output is read in chunks and capped; past a hard cap the stage is killed.
+
+The ``none`` sandbox applies the rlimits and the timeout but no isolation, and logs a loud
+warning: only for trusted diffs or hosts without bubblewrap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from bactrian.ces.config import Limits
+from bactrian.errors import SandboxError
+from bactrian.registry import Registry
+
+log = logging.getLogger(__name__)
+
+SANDBOX_TREE = "/ces/tree"  # where the worker tree appears inside the sandbox
+HARD_OUTPUT_FACTOR = 256  # kill a stage that prints more than this × the kept output
+
+
+@dataclass
+class RunResult:
+    """What one sandboxed command did."""
+
+    exit_code: int | None  # None when killed by us
+    output: str  # stdout+stderr, capped (head and tail kept)
+    duration_s: float
+    timed_out: bool = False
+    truncated: bool = False
+    killed: bool = False  # killed by the sandbox (timeout, output flood, or a fatal signal)
+    signal: int | None = None
+    flags: list[str] = field(default_factory=list)
+
+
+class Sandbox(Protocol):
+    """Runs ``command`` (a shell command line) with ``cwd`` inside ``tree``."""
+
+    name: str
+
+    def run(
+        self,
+        command: str,
+        *,
+        tree: Path,
+        cwd: Path | None = None,
+        limits: Limits,
+        env: Mapping[str, str] | None = None,
+        uid: int | None = None,
+    ) -> RunResult: ...
+
+
+SANDBOXES: Registry[type] = Registry("sandbox")
+
+
+def sandbox_uid(key: str) -> int:
+    """A stable unprivileged uid for a worker (so RLIMIT_NPROC counts per worker)."""
+    return 61000 + zlib.crc32(key.encode()) % 4000
+
+
+BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "TERM": "dumb",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+    "OCAMLRUNPARAM": "",
+    "DUNE_CACHE": "disabled",
+    "INSIDE_DUNE": "",
+}
+
+
+def _prlimit_args(limits: Limits) -> list[str]:
+    mb = 1024 * 1024
+    return [
+        "prlimit",
+        f"--cpu={limits.cpu_s}",
+        f"--as={limits.memory_mb * mb}",
+        f"--nproc={limits.max_procs}",
+        f"--fsize={limits.max_file_mb * mb}",
+        "--core=0",
+        "--",
+    ]
+
+
+def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in BASE_ENV.items() if v != ""}
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _execute(argv: Sequence[str], *, cwd: Path, env: dict[str, str], limits: Limits) -> RunResult:
+    """Run argv in its own process group; cap output; kill the whole group on timeout."""
+    start = time.monotonic()
+    keep = max(1024, limits.output_bytes)
+    hard = keep * HARD_OUTPUT_FACTOR
+    head = bytearray()
+    tail = bytearray()
+    total = 0
+    timed_out = flooded = False
+    proc = subprocess.Popen(
+        list(argv),
+        cwd=str(cwd),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = start + limits.wall_s
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+            if not ready:
+                if proc.poll() is not None:
+                    # the child is gone but something in its session may hold the pipe
+                    break
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            total += len(chunk)
+            if len(head) < keep // 2:
+                room = keep // 2 - len(head)
+                head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                tail += chunk
+                if len(tail) > keep // 2:
+                    del tail[: len(tail) - keep // 2]
+            if total > hard:
+                flooded = True
+                break
+    finally:
+        if timed_out or flooded or proc.poll() is None:
+            _kill_group(proc)
+        proc.stdout.close()
+    try:
+        code = proc.wait(timeout=5 if not (timed_out or flooded) else 10)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        code = proc.wait()
+    duration = time.monotonic() - start
+    truncated = total > len(head) + len(tail)
+    text = head.decode("utf-8", "replace")
+    if truncated:
+        text += f"\n[... {total - len(head) - len(tail)} bytes of output dropped ...]\n"
+    text += tail.decode("utf-8", "replace")
+    flags: list[str] = []
+    if truncated:
+        flags.append("output-truncated")
+    killed = timed_out or flooded
+    sig = -code if code is not None and code < 0 else None
+    if timed_out:
+        flags.append("timeout")
+        text += f"\n[bactrian: killed after the {limits.wall_s:g} s wall-clock limit]\n"
+    if flooded:
+        text += f"\n[bactrian: killed after printing more than {hard} bytes]\n"
+    if killed:
+        flags.append("sandbox-kill")
+    return RunResult(
+        exit_code=None if killed else code,
+        output=text,
+        duration_s=duration,
+        timed_out=timed_out,
+        truncated=truncated,
+        killed=killed,
+        signal=sig,
+        flags=flags,
+    )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@SANDBOXES.register("none")
+class NoSandbox:
+    """Rlimits and a timeout, no isolation. Logs a loud warning on first use."""
+
+    name = "none"
+    _warned = False
+
+    def run(
+        self,
+        command: str,
+        *,
+        tree: Path,
+        cwd: Path | None = None,
+        limits: Limits,
+        env: Mapping[str, str] | None = None,
+        uid: int | None = None,
+    ) -> RunResult:
+        if not NoSandbox._warned:
+            log.warning(
+                "CES sandbox 'none': diffs and builds run WITHOUT isolation (network, whole "
+                "file system, no process limit as root). Use sandbox = 'bwrap' for untrusted code."
+            )
+            NoSandbox._warned = True
+        # without a uid drop RLIMIT_NPROC would only bite a non-root caller anyway
+        argv = [a for a in _prlimit_args(limits) if not a.startswith("--nproc")]
+        argv += ["sh", "-c", command]
+        full_env = dict(os.environ)
+        full_env.update(_env(env))
+        full_env["PATH"] = os.environ.get("PATH", BASE_ENV["PATH"])
+        full_env["HOME"] = os.environ.get("HOME", "/tmp")
+        full_env["TMPDIR"] = os.environ.get("TMPDIR", "/tmp")
+        return _execute(argv, cwd=cwd or tree, env=full_env, limits=limits)
+
+
+@SANDBOXES.register("bwrap")
+class BwrapSandbox:
+    """bubblewrap: no network, only the worker tree writable, rlimits, pid namespace."""
+
+    name = "bwrap"
+    tmp_size_mb = 256
+
+    def __init__(self) -> None:
+        missing = [t for t in ("bwrap", "prlimit", "setpriv") if shutil.which(t) is None]
+        if missing:
+            raise SandboxError(
+                f"The bwrap sandbox needs {', '.join(missing)} on PATH. Install bubblewrap and "
+                "util-linux (apt-get install bubblewrap util-linux), or set [ces] sandbox = "
+                "'none' for trusted diffs only."
+            )
+
+    def argv(
+        self, command: str, *, tree: Path, cwd: Path, limits: Limits, uid: int | None
+    ) -> list[str]:
+        """The full command line. As root: bwrap (privileged: no user namespace, so it may bind
+        any path) keeps only CAP_SETUID/SETGID for ``setpriv``, which drops to ``uid`` with no
+        capabilities and no-new-privs before ``prlimit`` and the command. As a normal user:
+        bwrap in a user namespace, limits applied from outside."""
+        rel = cwd.relative_to(tree)
+        inside = Path(SANDBOX_TREE) / rel
+        root = os.geteuid() == 0
+        argv: list[str] = [] if root else _prlimit_args(limits)
+        argv += ["bwrap", "--die-with-parent", "--new-session"]
+        if root:
+            argv += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+            argv += ["--unshare-cgroup-try", "--cap-add", "CAP_SETUID,CAP_SETGID"]
+        else:
+            argv += ["--unshare-all"]
+        argv += ["--ro-bind", "/usr", "/usr"]
+        for name in ("bin", "lib", "lib64", "lib32", "sbin"):
+            p = Path("/") / name
+            if p.is_symlink():
+                argv += ["--symlink", os.readlink(p), str(p)]
+            elif p.is_dir():
+                argv += ["--ro-bind", str(p), str(p)]
+        argv += ["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev"]
+        argv += [
+            "--perms",
+            "1777",
+            "--size",
+            str(self.tmp_size_mb * 1024 * 1024),
+            "--tmpfs",
+            "/tmp",
+        ]
+        argv += ["--perms", "0755", "--dir", str(Path(SANDBOX_TREE).parent)]
+        argv += ["--bind", str(tree), SANDBOX_TREE, "--chdir", str(inside), "--"]
+        if root:
+            uid = uid if uid is not None else sandbox_uid(str(tree))
+            argv += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+            argv += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+            argv += _prlimit_args(limits)
+        argv += ["sh", "-c", command]
+        return argv
+
+    def run(
+        self,
+        command: str,
+        *,
+        tree: Path,
+        cwd: Path | None = None,
+        limits: Limits,
+        env: Mapping[str, str] | None = None,
+        uid: int | None = None,
+    ) -> RunResult:
+        tree = tree.resolve()
+        argv = self.argv(command, tree=tree, cwd=(cwd or tree).resolve(), limits=limits, uid=uid)
+        return _execute(argv, cwd=tree, env=_env(env), limits=limits)
+
+
+def prepare_tree(path: Path, uid: int | None) -> None:
+    """Give ``path`` (a file or a whole tree) to the sandbox uid when running as root."""
+    if uid is None or os.geteuid() != 0:
+        return
+    os.lchown(path, uid, uid)
+    if path.is_dir() and not path.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(path):
+            for n in dirnames + filenames:
+                os.lchown(os.path.join(dirpath, n), uid, uid)
+
+
+def get_sandbox(name: str) -> Sandbox:
+    cls = SANDBOXES.get(name)
+    sandbox: Sandbox = cls()
+    return sandbox

@@ -1,0 +1,382 @@
+"""One CES worker: its own copy of a base tree, built green, judging one job at a time.
+
+Layout under ``root``::
+
+    root/tree/    the working tree (sources + ``_build``); bound read-write into the sandbox
+    root/base/    the tree's source state right after warming (what every reset restores)
+    root/state.json  base tree hash, base test summary, uid — lets a later process reuse it
+
+Job flow: apply → parse → typecheck → build → test, stop at the first failure, then reset the
+tree's sources to ``base/`` and verify by tree hash; a failed verification rebuilds the worker.
+``_build`` is kept between jobs on purpose: dune recomputes from the restored sources (it
+compares file digests, not only mtimes), so the next job costs an incremental build.
+
+Tests protection (``edits_tests_policy = "fail"``, the default): a diff that adds, edits or
+deletes a test file is flagged ``edits-tests`` and its ``test`` stage fails without running. A
+test runner that reports fewer tests than the base did (e.g. exits 0 before running them)
+fails the ``test`` stage too.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bactrian.ces.adapters import Adapter, get_adapter
+from bactrian.ces.apply import apply_diff
+from bactrian.ces.config import CESConfig
+from bactrian.ces.sandbox import RunResult, Sandbox, get_sandbox, prepare_tree, sandbox_uid
+from bactrian.ces.tree import Entry, copy_tree, manifest, restore, tree_hash
+from bactrian.ces.types import STAGES, BaseSpec, Job, StageResult, Verdict
+from bactrian.errors import BaseNotGreenError, CESError
+from bactrian.types import Diagnostic
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+
+
+def compute_reward(furthest: str | None, ok: bool, config: CESConfig) -> float:
+    """Graded: the weight of the furthest stage passed (all stages → the ``test`` weight);
+    binary: 1.0 only when every stage passed."""
+    if config.reward_mode == "binary":
+        return 1.0 if ok else 0.0
+    if config.reward_mode != "graded":
+        raise CESError(f"Unknown reward_mode {config.reward_mode!r}: use 'graded' or 'binary'.")
+    if furthest is None:
+        return 0.0
+    return float(config.reward_weights.get(furthest, 0.0))
+
+
+def is_test_path(path: str, globs: list[str]) -> bool:
+    return any(fnmatch.fnmatch(path, g) or fnmatch.fnmatch("./" + path, g) for g in globs) or any(
+        part in ("test", "tests") for part in path.split("/")[:-1]
+    )
+
+
+class Worker:
+    """A warm tree for one base. Not thread-safe: one job at a time (the pool ensures it)."""
+
+    def __init__(
+        self,
+        worker_id: str,
+        base: BaseSpec,
+        root: Path,
+        config: CESConfig,
+        pristine: Path | None = None,
+        sandbox: Sandbox | None = None,
+    ) -> None:
+        self.id = worker_id
+        self.base = base
+        self.root = Path(root)
+        self.config = config
+        self.pristine = pristine
+        self.sandbox = sandbox or get_sandbox(config.sandbox)
+        self.tree = self.root / "tree"
+        self.base_dir = self.root / "base"
+        self.uid = sandbox_uid(str(self.root))
+        self.adapter: Adapter | None = None
+        self.base_manifest: dict[str, Entry] = {}
+        self.base_hash = ""
+        self.base_tests: dict[str, int] | None = None
+        self.warm_s = 0.0
+        self.counters: dict[str, float] = {
+            "jobs": 0,
+            "resets": 0,
+            "rebuilds": 0,
+            "sandbox_kills": 0,
+        }
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- warming
+    def warm(self, clone_from: Worker | None = None) -> dict[str, Any]:
+        """Make ``tree`` green. Reuses a tree left by an earlier process when its hash still
+        matches; copies a warm sibling's tree (with ``_build``) when given; else copies the
+        pristine export and builds from scratch."""
+        start = time.monotonic()
+        reused = self._try_reuse()
+        if not reused:
+            self._fresh_tree(clone_from)
+        self.adapter = get_adapter(self.base.adapter, self.tree)
+        results = self._run_green_stages()
+        bad = next((r for r in results if r.status != "passed" and r.status != "skipped"), None)
+        if bad is not None:
+            raise BaseNotGreenError(
+                f"Base {self.base.source}"
+                + (f" at {self.base.rev}" if self.base.rev else "")
+                + f" is not green: stage {bad.name!r} {bad.status} "
+                f"(exit {bad.exit_code}). Output:\n{bad.output.strip()[-4000:]}\n"
+                "Fix the base or pass the right stage commands (--stage NAME=CMD)."
+            )
+        test = next((r for r in results if r.name == "test"), None)
+        self.base_tests = self.adapter.test_summary(test.output) if test else None
+        self.base_manifest = manifest(self.tree)
+        self.base_hash = tree_hash(self.base_manifest)
+        if not reused:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+            copy_tree(self.tree, self.base_dir)
+        self._save_state()
+        self.warm_s = time.monotonic() - start
+        return self.info()
+
+    def _try_reuse(self) -> bool:
+        state_file = self.root / "state.json"
+        if not (state_file.is_file() and self.tree.is_dir() and self.base_dir.is_dir()):
+            return False
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            return False
+        if state.get("version") != STATE_VERSION or state.get("key") != self.base.key():
+            return False
+        want = manifest(self.base_dir)
+        if tree_hash(want) != state.get("base_hash"):
+            return False
+        if tree_hash(manifest(self.tree)) != state["base_hash"]:
+            restore(self.tree, self.base_dir, want)
+            prepare_tree(self.tree, self.uid)
+        return tree_hash(manifest(self.tree)) == state["base_hash"]
+
+    def _fresh_tree(self, clone_from: Worker | None) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root.mkdir(parents=True)
+        (self.root / "state.json").unlink(missing_ok=True)
+        if clone_from is not None:
+            copy_tree(clone_from.tree, self.tree, with_build=True)
+        elif self.pristine is not None:
+            copy_tree(self.pristine, self.tree)
+        else:
+            from bactrian.ces.tree import export, resolve
+
+            spec = resolve(self.base)
+            export(spec, self.tree)
+        prepare_tree(self.tree, self.uid)
+
+    def _run_green_stages(self) -> list[StageResult]:
+        out = []
+        for stage in STAGES[2:]:
+            res = self._stage(stage, [], None)
+            out.append(res)
+            if res.status not in ("passed", "skipped"):
+                break
+        return out
+
+    def _save_state(self) -> None:
+        state = {
+            "version": STATE_VERSION,
+            "key": self.base.key(),
+            "base": self.base.to_dict(),
+            "base_hash": self.base_hash,
+            "base_tests": self.base_tests,
+            "uid": self.uid,
+        }
+        (self.root / "state.json").write_text(json.dumps(state, indent=1))
+
+    # ----------------------------------------------------------------- stages
+    def _stage(self, stage: str, touched: list[str], deadline: float | None) -> StageResult:
+        return self._stage_flags(stage, touched, deadline)[0]
+
+    def _stage_flags(
+        self, stage: str, touched: list[str], deadline: float | None
+    ) -> tuple[StageResult, list[str]]:
+        assert self.adapter is not None
+        cmd = self.adapter.command(stage, touched, self.base.stages)
+        if not cmd:
+            return StageResult(stage, "skipped", 0.0, "", None), []
+        limits = self.config.limits(stage)
+        if deadline is not None:
+            limits.wall_s = max(0.1, min(limits.wall_s, deadline - time.monotonic()))
+        run = self.sandbox.run(cmd, tree=self.tree, limits=limits, uid=self.uid)
+        return self._stage_result(stage, run), run.flags
+
+    @staticmethod
+    def _stage_result(stage: str, run: RunResult) -> StageResult:
+        if run.timed_out:
+            status = "timeout"
+        elif run.killed:
+            status = "error"
+        else:
+            status = "passed" if run.exit_code == 0 else "failed"
+        return StageResult(stage, status, round(run.duration_s, 4), run.output, run.exit_code)
+
+    # ----------------------------------------------------------------- judging
+    def judge(self, job: Job) -> Verdict:
+        """Apply, run the stages, reset. Never leaves the tree dirty: on a failed reset the
+        worker rebuilds itself before returning."""
+        with self._lock:
+            if self.adapter is None:
+                self.warm()
+            try:
+                return self._judge(job)
+            finally:
+                self._reset()
+
+    def _judge(self, job: Job) -> Verdict:
+        assert self.adapter is not None
+        self.counters["jobs"] += 1
+        deadline = time.monotonic() + job.timeout_s if job.timeout_s else None
+        flags: list[str] = []
+        stages: list[StageResult] = []
+        diagnostics: list[Diagnostic] = []
+        apply_info: dict[str, Any] | None = None
+        t0 = time.monotonic()
+        if not job.diff.strip():
+            stages.append(
+                StageResult("apply", "failed", 0.0, "The diff is empty: nothing to judge.", None)
+            )
+            flags.append("empty-diff")
+            applied_ok = False
+            touched: list[str] = []
+        else:
+            applied = apply_diff(self.tree, job.diff, lenient=job.allow_lenient)
+            apply_info = applied.result
+            touched = [p for p in applied.touched if p]
+            applied_ok = applied.ok
+            if applied.lenient:
+                flags.append("lenient-apply")
+            stages.append(
+                StageResult(
+                    "apply",
+                    "passed" if applied.ok else "failed",
+                    round(time.monotonic() - t0, 4),
+                    applied.message[: self.config.output_bytes],
+                    None,
+                )
+            )
+            for rel in touched:
+                p = self.tree / rel
+                if p.exists() or p.is_symlink():
+                    prepare_tree(p, self.uid)
+        edits_tests = [p for p in touched if is_test_path(p, self.config.test_globs)]
+        if edits_tests:
+            flags.append("edits-tests")
+        if applied_ok:
+            for stage in STAGES[1:]:
+                if stage == "test" and edits_tests and self.config.edits_tests_policy == "fail":
+                    stages.append(
+                        StageResult(
+                            "test",
+                            "failed",
+                            0.0,
+                            "The diff edits test files ("
+                            + ", ".join(edits_tests)
+                            + "): the test stage cannot pass for a diff that changes its own tests.",
+                            None,
+                        )
+                    )
+                    break
+                res, run_flags = self._stage_flags(stage, touched, deadline)
+                for f in run_flags:
+                    if f not in flags:
+                        flags.append(f)
+                if res.status == "passed" and stage == "test":
+                    self._check_test_count(res)
+                stages.append(res)
+                if res.status not in ("passed", "skipped"):
+                    diagnostics = self.adapter.diagnostics(res.output)
+                    if stage == "typecheck" and any(d.kind == "syntax" for d in diagnostics):
+                        # a syntax error the cheap parse step did not see: still a parse failure
+                        stages[-2:] = [
+                            StageResult(
+                                "parse",
+                                "failed",
+                                stages[-2].duration_s + res.duration_s,
+                                res.output,
+                                res.exit_code,
+                            )
+                        ]
+                    break
+        if "sandbox-kill" in flags:
+            self.counters["sandbox_kills"] += 1
+        furthest = None
+        for s in stages:
+            if s.status not in ("passed", "skipped"):
+                break
+            furthest = s.name
+        ok = len(stages) == len(STAGES) and all(s.status in ("passed", "skipped") for s in stages)
+        tests = None
+        test_stage = next((s for s in stages if s.name == "test"), None)
+        if test_stage is not None and test_stage.output:
+            tests = self.adapter.test_summary(test_stage.output)
+        return Verdict(
+            job_id=job.id,
+            ok=ok,
+            furthest=furthest,
+            stages=stages,
+            diagnostics=diagnostics,
+            reward=compute_reward(furthest, ok, self.config),
+            tests=tests,
+            worker=self.id,
+            flags=flags,
+            apply=apply_info,
+        )
+
+    def _check_test_count(self, res: StageResult) -> None:
+        if not self.base_tests or not self.base_tests.get("total"):
+            return
+        assert self.adapter is not None
+        got = self.adapter.test_summary(res.output)
+        want = self.base_tests["total"]
+        if got is None or got["total"] < want:
+            res.status = "failed"
+            res.output += (
+                f"\n[bactrian: the tests reported {got['total'] if got else 'no'} results where the "
+                f"base reports {want}: the test runner exited before running every test]\n"
+            )
+
+    # ----------------------------------------------------------------- reset
+    def _reset(self) -> None:
+        """Restore the sources to the base state and verify; rebuild if that fails."""
+        self.counters["resets"] += 1
+        try:
+            changed = restore(self.tree, self.base_dir, self.base_manifest)
+            for rel in changed:
+                p = self.tree / rel
+                if p.exists() or p.is_symlink():
+                    prepare_tree(p, self.uid)
+            if tree_hash(manifest(self.tree)) == self.base_hash:
+                return
+            log.warning("worker %s: reset did not verify; rebuilding", self.id)
+        except OSError as exc:
+            log.warning("worker %s: reset failed (%s); rebuilding", self.id, exc)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        self.counters["rebuilds"] += 1
+        shutil.rmtree(self.tree, ignore_errors=True)
+        copy_tree(self.base_dir, self.tree)
+        prepare_tree(self.tree, self.uid)
+        results = self._run_green_stages()
+        if any(r.status not in ("passed", "skipped") for r in results):
+            raise CESError(f"Worker {self.id} could not rebuild its base to green.")
+        if tree_hash(manifest(self.tree)) != self.base_hash:
+            raise CESError(f"Worker {self.id}: rebuilt tree does not match the base hash.")
+
+    def verify(self) -> bool:
+        """True when the tree's sources equal the base state."""
+        return tree_hash(manifest(self.tree)) == self.base_hash
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "root": str(self.root),
+            "base_hash": self.base_hash,
+            "warm_s": round(self.warm_s, 3),
+            "base_tests": self.base_tests,
+            **{k: int(v) for k, v in self.counters.items()},
+        }
+
+    def close(self) -> None:
+        """Release the worker; its tree stays on disk so a later process can reuse it."""
+        self.adapter = None
+
+    def destroy(self) -> None:
+        """Delete the worker's directory."""
+        self.close()
+        shutil.rmtree(self.root, ignore_errors=True)
