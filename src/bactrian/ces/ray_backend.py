@@ -1,0 +1,348 @@
+"""The CES pool on Ray: the same :class:`bactrian.ces.worker.Worker` as Ray actors.
+
+``RayBackend(config, address=None)`` connects to the Ray cluster at ``address`` (``"auto"``,
+``"ray://head:10001"``, …) or, with no address, starts a small local Ray (``num_cpus`` from
+the config, no dashboard). For each base it starts ``workers`` actors, one CPU each; every
+actor holds its own warm tree under the work directory *of the node it runs on* and judges one
+job at a time. A batch's jobs go to whichever actor is free next; verdicts come back in job
+order. Bases are kept warm up to ``max_bases``, least recently used evicted (their actors
+closed and killed).
+
+On a multi-node cluster the base's ``source`` must be readable from every node (a shared file
+system, or a repository path that exists on each node), just as each node needs OCaml, dune and
+bubblewrap installed: Ray ships the job, not the toolchain.
+
+Settings: ``[ces_ray]`` (``BACTRIAN_CES_RAY_*``) — see :class:`RayConfig`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bactrian.ces.config import CESConfig
+from bactrian.ces.types import BACKENDS, BaseSpec, Job, Verdict
+from bactrian.config import load_section
+from bactrian.errors import CESError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RayConfig:
+    address: str | None = None  # None: start a local Ray; "auto": the running cluster
+    num_cpus: int = 0  # local Ray only; 0 = the CES worker count
+    object_store_mb: int = 128  # local Ray only
+    namespace: str = "bactrian-ces"
+
+    @classmethod
+    def load(cls, **overrides: Any) -> RayConfig:
+        return load_section(cls, "ces_ray", overrides=overrides)
+
+
+class _WorkerActor:
+    """Wraps one :class:`Worker`; plain dicts cross the process boundary."""
+
+    def __init__(self, worker_id: str, base: dict[str, Any], root: str, config: CESConfig) -> None:
+        from bactrian.ces.worker import Worker
+
+        self.worker = Worker(worker_id, BaseSpec.from_dict(base), Path(root), config)
+
+    def warm(self) -> dict[str, Any]:
+        self.worker.warm()
+        return dict(self.worker.info())
+
+    def judge(self, job: dict[str, Any]) -> dict[str, Any]:
+        return self.worker.judge(Job.from_dict(job)).to_dict()
+
+    def close(self) -> None:
+        self.worker.close()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@dataclass
+class _Pool:
+    key: str
+    base: BaseSpec
+    actors: list[Any]
+    ids: list[str]
+    warm_s: float
+    used: float
+
+
+def _ray() -> Any:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - ray is a dependency
+        raise CESError(
+            "The Ray backend needs the 'ray' package: pip install 'ray[default]'."
+        ) from exc
+    return ray
+
+
+def _resolve(base: BaseSpec) -> BaseSpec:
+    """Resolve the revision on the driver when the source is a local path here."""
+    if base.resolved_rev or "://" in base.source or not Path(base.source).expanduser().is_dir():
+        return base
+    from bactrian.ces import tree
+
+    return tree.resolve(base)
+
+
+class RayBackend:
+    """:class:`~bactrian.ces.types.CESBackend` running workers as Ray actors."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        config: CESConfig | None = None,
+        *,
+        address: str | None = None,
+        ray_config: RayConfig | None = None,
+    ) -> None:
+        self.config = config or CESConfig.load()
+        self.ray_config = ray_config or RayConfig.load()
+        if address is not None:
+            self.ray_config.address = address
+        self._pools: OrderedDict[str, _Pool] = OrderedDict()
+        self._lock = threading.RLock()
+        self._queued = 0
+        self._started_ray = False
+        self._actor_cls: Any = None
+        self.counters: dict[str, int] = {
+            "jobs": 0,
+            "warms": 0,
+            "evictions": 0,
+            "actor_failures": 0,
+            "rebuilds": 0,
+        }
+
+    # -- Ray session -----------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        ray = _ray()
+        if not ray.is_initialized():
+            rc = self.ray_config
+            kwargs: dict[str, Any] = {
+                "namespace": rc.namespace,
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": False,
+            }
+            if rc.address:
+                kwargs["address"] = rc.address
+            else:
+                kwargs["num_cpus"] = rc.num_cpus or self.config.resolved_workers()
+                kwargs["object_store_memory"] = rc.object_store_mb * 1024 * 1024
+            try:
+                ray.init(**kwargs)
+            except Exception as exc:
+                where = rc.address or "a new local Ray"
+                raise CESError(
+                    f"Cannot start or reach Ray ({where}): {exc}. Check --address (or "
+                    "BACTRIAN_CES_RAY_ADDRESS) and that `ray status` works there."
+                ) from exc
+            self._started_ray = True
+        if self._actor_cls is None:
+            self._actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_WorkerActor)
+        return ray
+
+    # -- warm pools ------------------------------------------------------------------------
+
+    def warm(self, base: BaseSpec, workers: int | None = None) -> dict[str, Any]:
+        base = _resolve(BaseSpec.coerce(base))
+        pool = self._pool(base, workers)
+        return {
+            "key": pool.key,
+            "workers": len(pool.actors),
+            "worker_ids": list(pool.ids),
+            "warm_s": pool.warm_s,
+            "backend": self.name,
+        }
+
+    def _pool(self, base: BaseSpec, workers: int | None = None) -> _Pool:
+        key = base.key()
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is not None:
+                pool.used = time.monotonic()
+                self._pools.move_to_end(key)
+                return pool
+            ray = self._connect()
+            n = workers or self.config.resolved_workers()
+            root = self.config.resolved_work_dir() / "ray" / key
+            start = time.monotonic()
+            ids = [f"ray-{key[:8]}-{i}" for i in range(n)]
+            actors = [
+                self._actor_cls.remote(wid, base.to_dict(), str(root / wid), self.config)
+                for wid in ids
+            ]
+            try:
+                ray.get([a.warm.remote() for a in actors])
+            except Exception as exc:
+                self._kill(actors)
+                raise _unwrap(exc) from None
+            pool = _Pool(key, base, actors, ids, time.monotonic() - start, time.monotonic())
+            self._pools[key] = pool
+            self.counters["warms"] += 1
+            while len(self._pools) > max(1, self.config.max_bases):
+                _, old = self._pools.popitem(last=False)
+                self.counters["evictions"] += 1
+                self._close_pool(old)
+            return pool
+
+    def _close_pool(self, pool: _Pool) -> None:
+        ray = _ray()
+        try:
+            ray.get([a.close.remote() for a in pool.actors], timeout=60)
+        except Exception as exc:
+            log.warning("closing CES Ray workers of base %s: %s", pool.key, exc)
+        self._kill(pool.actors)
+
+    @staticmethod
+    def _kill(actors: Sequence[Any]) -> None:
+        ray = _ray()
+        for a in actors:
+            try:
+                ray.kill(a)
+            except Exception as exc:  # already dead
+                log.debug("ray.kill: %s", exc)
+
+    # -- judging ---------------------------------------------------------------------------
+
+    def evaluate(self, jobs: Sequence[Job]) -> list[Verdict]:
+        jobs = list(jobs)
+        out: list[Verdict | None] = [None] * len(jobs)
+        by_key: dict[str, tuple[BaseSpec, list[int]]] = {}
+        resolved: dict[int, BaseSpec] = {}
+        for i, job in enumerate(jobs):
+            rid = id(job.base)
+            if rid not in resolved:
+                resolved[rid] = _resolve(job.base)
+            base = resolved[rid]
+            by_key.setdefault(base.key(), (base, []))[1].append(i)
+        with self._lock:
+            self._queued += len(jobs)
+        try:
+            for base, idxs in by_key.values():
+                pool = self._pool(base)
+                for i, verdict in self._run_on(pool, [jobs[i] for i in idxs], idxs):
+                    out[i] = verdict
+        finally:
+            with self._lock:
+                self._queued -= len(jobs)
+        return [v for v in out if v is not None]
+
+    def _run_on(self, pool: _Pool, jobs: list[Job], idxs: list[int]) -> list[tuple[int, Verdict]]:
+        """Keep every actor busy with one job at a time until all jobs are judged."""
+        ray = self._connect()
+        todo = list(zip(idxs, jobs, strict=True))
+        todo.reverse()
+        free = list(range(len(pool.actors)))
+        running: dict[Any, tuple[int, int, Job]] = {}  # ref -> (actor slot, index, job)
+        done: list[tuple[int, Verdict]] = []
+        while todo or running:
+            while todo and free:
+                slot = free.pop(0)
+                i, job = todo.pop()
+                job_d = job.to_dict()
+                job_d["base"] = pool.base.to_dict()
+                running[pool.actors[slot].judge.remote(job_d)] = (slot, i, job)
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                slot, i, job = running.pop(ref)
+                try:
+                    verdict = Verdict.from_dict(ray.get(ref))
+                except Exception as exc:
+                    self.counters["actor_failures"] += 1
+                    log.warning("CES Ray worker %s failed: %s", pool.ids[slot], exc)
+                    verdict = Verdict(
+                        job_id=job.id,
+                        ok=False,
+                        furthest=None,
+                        worker=pool.ids[slot],
+                        error=f"Ray worker {pool.ids[slot]} failed: {exc}",
+                    )
+                    self._replace(pool, slot)
+                else:
+                    self.counters["jobs"] += 1
+                    if "worker-rebuilt" in verdict.flags:
+                        self.counters["rebuilds"] += 1
+                done.append((i, verdict))
+                free.append(slot)
+        return done
+
+    def _replace(self, pool: _Pool, slot: int) -> None:
+        """Start a fresh actor in place of a dead one (it warms its own tree again)."""
+        ray = _ray()
+        self._kill([pool.actors[slot]])
+        wid = pool.ids[slot]
+        root = self.config.resolved_work_dir() / "ray" / pool.key / f"{wid}-r{time.time_ns()}"
+        actor = self._actor_cls.remote(wid, pool.base.to_dict(), str(root), self.config)
+        ray.get(actor.warm.remote())
+        pool.actors[slot] = actor
+
+    # -- status and shutdown ---------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            bases = [
+                {
+                    "key": p.key,
+                    "source": p.base.source,
+                    "rev": p.base.resolved_rev or p.base.rev,
+                    "workers": len(p.actors),
+                    "worker_ids": list(p.ids),
+                    "warm_s": p.warm_s,
+                }
+                for p in self._pools.values()
+            ]
+            return {
+                "backend": self.name,
+                "address": self.ray_config.address,
+                "bases": bases,
+                "workers": sum(len(p.actors) for p in self._pools.values()),
+                "queue_depth": self._queued,
+                "counters": dict(self.counters),
+            }
+
+    def close(self) -> None:
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        if not pools and not self._started_ray:
+            return
+        ray = _ray()
+        if ray.is_initialized():
+            for pool in pools:
+                self._close_pool(pool)
+            if self._started_ray:
+                ray.shutdown()
+                self._started_ray = False
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The original bactrian error inside a Ray task error, when there is one."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return cause
+    return exc
+
+
+def _factory(config: CESConfig) -> RayBackend:
+    return RayBackend(config)
+
+
+if "ray" not in BACKENDS:
+    BACKENDS.add("ray", _factory)
