@@ -1,0 +1,172 @@
+"""The CES as a Python call: judge diffs against a base, or use it as an RL reward.
+
+    from bactrian.ces.api import evaluate, reward_function
+    verdicts = evaluate("path/to/project", [diff1, diff2])          # warm once, judge both
+    reward = reward_function("path/to/project")                      # TRL-style reward
+    reward(completions=["```diff\\n...```"])                         # -> [0.7]
+
+Backends are kept per (name, work dir) for the life of the process, so repeated calls reuse
+their warm trees; :func:`shutdown` closes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bactrian.ces.config import CESConfig
+from bactrian.ces.types import BACKENDS, BaseSpec, CESBackend, Job, Verdict
+
+_SHARED: dict[tuple[str, str], CESBackend] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _load_backends() -> None:
+    importlib.import_module("bactrian.ces.local")
+    with contextlib.suppress(ImportError):
+        importlib.import_module("bactrian.ces.ray_backend")
+
+
+def get_backend(name: str = "local", config: CESConfig | None = None) -> CESBackend:
+    """The process-wide backend ``name`` for ``config``'s work dir (created on first use)."""
+    _load_backends()
+    config = config or CESConfig.load()
+    key = (name, str(config.resolved_work_dir()))
+    with _SHARED_LOCK:
+        backend = _SHARED.get(key)
+        if backend is None:
+            backend = BACKENDS.get(name)(config)
+            _SHARED[key] = backend
+        return backend
+
+
+def shutdown() -> None:
+    """Close every shared backend (their trees stay on disk for reuse)."""
+    with _SHARED_LOCK:
+        for backend in _SHARED.values():
+            backend.close()
+        _SHARED.clear()
+
+
+def _spec(
+    base: BaseSpec | str | os.PathLike[str], rev: str | None, stages: dict[str, str] | None
+) -> BaseSpec:
+    spec = BaseSpec.coerce(base, rev)
+    if stages:
+        spec = BaseSpec.from_dict({**spec.to_dict(), "stages": {**spec.stages, **stages}})
+    return spec
+
+
+def evaluate(
+    base: BaseSpec | str | os.PathLike[str],
+    diffs: Sequence[str],
+    *,
+    rev: str | None = None,
+    stages: dict[str, str] | None = None,
+    backend: str = "local",
+    workers: int | None = None,
+    allow_lenient: bool = False,
+    timeout_s: float | None = None,
+    config: CESConfig | None = None,
+) -> list[Verdict]:
+    """Judge each diff against ``base``; one verdict per diff, in order.
+
+    Raises :class:`bactrian.errors.BaseNotGreenError` if the base itself is not green."""
+    spec = _spec(base, rev, stages)
+    be = get_backend(backend, config)
+    if workers:
+        be.warm(spec, workers)
+    jobs = [Job(base=spec, diff=d, allow_lenient=allow_lenient, timeout_s=timeout_s) for d in diffs]
+    return be.evaluate(jobs)
+
+
+async def evaluate_async(
+    base: BaseSpec | str | os.PathLike[str], diffs: Sequence[str], **kwargs: Any
+) -> list[Verdict]:
+    """:func:`evaluate` without blocking the event loop (runs in a thread)."""
+    return await asyncio.to_thread(evaluate, base, list(diffs), **kwargs)
+
+
+def completion_to_diff(completion: Any) -> str:
+    """A model completion (text, or chat messages) → the diff it proposes."""
+    if isinstance(completion, list):  # chat format: [{"role": ..., "content": ...}, ...]
+        completion = "".join(
+            m.get("content", "")
+            for m in completion
+            if isinstance(m, dict) and m.get("role") != "user"
+        )
+    text = str(completion)
+    try:
+        diffs: Any = importlib.import_module("bactrian.diffs")
+        extract = diffs.extract_changes
+    except (ImportError, AttributeError):
+        return _extract_fenced(text)
+    out = extract(text)
+    if isinstance(out, str):
+        return out
+    render = getattr(out, "render", None)
+    return str(render() if callable(render) else out)
+
+
+def _extract_fenced(text: str) -> str:
+    """The body of the first ```diff fence, else the text from the first ``diff --git``/``---``."""
+    import re
+
+    m = re.search(r"```(?:diff|patch)?\n(.*?)```", text, re.S)
+    if m and ("@@" in m.group(1) or "diff --git" in m.group(1)):
+        return m.group(1)
+    for marker in ("diff --git ", "--- "):
+        i = text.find(marker)
+        if i >= 0:
+            return text[i:]
+    return ""
+
+
+def reward_function(
+    base: BaseSpec | str | os.PathLike[str],
+    *,
+    rev: str | None = None,
+    stages: dict[str, str] | None = None,
+    backend: str = "local",
+    workers: int | None = None,
+    allow_lenient: bool = False,
+    config: CESConfig | None = None,
+    on_verdicts: Callable[[list[Verdict]], None] | None = None,
+) -> Callable[..., list[float]]:
+    """A TRL-style reward function ``reward(completions, **kwargs) -> list[float]``.
+
+    Each completion is turned into a diff and judged against ``base``; the reward is the
+    verdict's reward (graded or binary per config). The base is warmed on creation."""
+    spec = _spec(base, rev, stages)
+    be = get_backend(backend, config)
+    be.warm(spec, workers)
+
+    def reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        jobs = [
+            Job(base=spec, diff=completion_to_diff(c), allow_lenient=allow_lenient)
+            for c in completions
+        ]
+        verdicts = be.evaluate(jobs)
+        if on_verdicts is not None:
+            on_verdicts(verdicts)
+        return [v.reward for v in verdicts]
+
+    reward.__name__ = "ces_reward"
+    return reward
+
+
+__all__ = [
+    "evaluate",
+    "evaluate_async",
+    "get_backend",
+    "reward_function",
+    "shutdown",
+    "completion_to_diff",
+    "Path",
+]
