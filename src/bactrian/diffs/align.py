@@ -1,0 +1,207 @@
+"""The ``context`` and ``fuzzy`` rungs: align a hunk's old lines with a window of the file.
+
+Candidate windows come from anchors (hunk lines found verbatim, ignoring whitespace, in the
+file). Each window is aligned line by line; an alignment is valid when every line to remove is
+found, the added lines sit between context lines that are adjacent in the file (so where they
+go is not a guess), and the gaps stay small. Alignments in non-overlapping regions compete: the
+best must be clearly better than the best elsewhere, else the hunk fails as ambiguous.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from dataclasses import dataclass
+
+from bactrian.diffs.ladder import (
+    HunkFailed,
+    LadderConfig,
+    Placement,
+    _adapt,
+    similarity,
+)
+from bactrian.diffs.model import Hunk
+
+_MAX_STARTS = 60
+
+
+@dataclass
+class _Cand:
+    start: int
+    end: int
+    lines: list[str]
+    quality: tuple[float, ...]
+    matched: int
+    score: float
+
+
+def _candidate_starts(keys: list[str], okeys: list[str]) -> list[int]:
+    index: dict[str, list[int]] = {}
+    wanted = {k for k in okeys if k}
+    for p, k in enumerate(keys):
+        if k in wanted:
+            index.setdefault(k, []).append(p)
+    votes: Counter[int] = Counter()
+    for i, k in enumerate(okeys):
+        occ = index.get(k, []) if k else []
+        if len(occ) > 200:
+            continue
+        for p in occ:
+            votes[p - i] += 1
+    return [s for s, _ in votes.most_common(_MAX_STARTS)]
+
+
+def _evaluate(
+    lines: list[str],
+    keys: list[str],
+    hunk: Hunk,
+    okeys: list[str],
+    wlo: int,
+    whi: int,
+    fuzzy: bool,
+    eol: str | None,
+    config: LadderConfig,
+) -> _Cand | None:
+    L = len(okeys)
+    sm = difflib.SequenceMatcher(None, okeys, keys[wlo:whi], autojunk=False)
+    mapping: list[int | None] = [None] * L
+    sims = [0.0] * L
+    for op, i1, i2, j1, j2 in sm.get_opcodes():
+        if op == "equal":
+            for t in range(i2 - i1):
+                mapping[i1 + t] = wlo + j1 + t
+                sims[i1 + t] = 1.0
+        elif fuzzy and op == "replace" and i2 - i1 == j2 - j1:
+            for t in range(i2 - i1):
+                s = similarity(okeys[i1 + t], keys[wlo + j1 + t])
+                if s >= config.line_similarity:
+                    mapping[i1 + t] = wlo + j1 + t
+                    sims[i1 + t] = s
+    tags = [tag for tag, _ in hunk.lines if tag != "+"]
+    matched = sum(1 for s in sims if s == 1.0)
+    for i, tag in enumerate(tags):
+        if tag == "-" and sims[i] != 1.0:
+            return None  # a line to remove is not in the file
+    mapped = [m for m in mapping if m is not None]
+    if not mapped:
+        return None
+    start, end = mapped[0], mapped[-1] + 1
+    gap = (end - start) - len(mapped)
+    unmatched = L - len(mapped)
+    if gap > config.max_gap:
+        return None
+    if fuzzy:
+        score = sum(sims) / L
+        if score < config.fuzzy_threshold:
+            return None
+    else:
+        score = matched / L
+        if unmatched > config.max_unmatched or matched * 2 < L or matched < 2:
+            return None
+    # added lines must be anchored between adjacent file lines
+    oi = 0
+    prev: int | None = None
+    pending_plus = False
+    runs: list[tuple[int | None, int]] = []  # (prev old idx, old idx after the run)
+    for tag, _ in hunk.lines:
+        if tag == "+":
+            pending_plus = True
+            continue
+        if pending_plus:
+            runs.append((prev, oi))
+            pending_plus = False
+        if mapping[oi] is not None:
+            prev = oi
+        oi += 1
+    if pending_plus:
+        runs.append((prev, L))
+    for before, after_from in runs:
+        nxt = next((i for i in range(after_from, L) if mapping[i] is not None), None)
+        if before is None or nxt is None:
+            continue
+        mb, mn = mapping[before], mapping[nxt]
+        assert mb is not None and mn is not None
+        if mn != mb + 1:
+            return None  # file lines between the anchors: where the new lines go is a guess
+    out: list[str] = []
+    ptr = start
+    oi = 0
+    for tag, text in hunk.lines:
+        if tag == "+":
+            out.append(_adapt(text, eol))
+            continue
+        m = mapping[oi]
+        oi += 1
+        if m is None:
+            continue
+        out += lines[ptr:m]
+        if tag == " ":
+            out.append(lines[m])
+        ptr = m + 1
+    quality = (score, -gap, -unmatched)
+    return _Cand(start, end, out, quality, matched, score)
+
+
+def _select(cands: list[_Cand], fuzzy: bool, config: LadderConfig) -> _Cand | str:
+    """The winning candidate, or a reason why none wins."""
+    best_by_result: dict[tuple[int, int, tuple[str, ...]], _Cand] = {}
+    for c in cands:
+        key = (c.start, c.end, tuple(c.lines))
+        if key not in best_by_result or c.quality > best_by_result[key].quality:
+            best_by_result[key] = c
+    ranked = sorted(best_by_result.values(), key=lambda c: c.quality, reverse=True)
+    best = ranked[0]
+    for other in ranked[1:]:
+        overlaps = other.start < best.end and best.start < other.end
+        if overlaps:
+            if other.quality == best.quality:
+                return f"ambiguous: two alignments near line {best.start + 1} fit equally well"
+            continue
+        if fuzzy:
+            if best.score - other.score < config.fuzzy_margin:
+                return (
+                    f"ambiguous: similar places at lines {best.start + 1} and "
+                    f"{other.start + 1} (similarity {best.score:.2f} vs {other.score:.2f})"
+                )
+        elif other.matched >= best.matched - 1:
+            return (
+                f"ambiguous: the hunk's context fits at lines {best.start + 1} and "
+                f"{other.start + 1}"
+            )
+    return best
+
+
+def align_place(
+    lines: list[str],
+    keys: list[str],
+    hunk: Hunk,
+    okeys: list[str],
+    expected: int | None,
+    eol: str | None,
+    config: LadderConfig,
+) -> Placement:
+    L = len(okeys)
+    starts = _candidate_starts(keys, okeys)
+    if not starts:
+        raise HunkFailed("none of the hunk's lines occur in the file")
+    g = config.max_gap + config.max_unmatched
+    windows = sorted({(max(0, s - g), min(len(lines), s + L + g)) for s in starts})
+    for fuzzy in (False, True):
+        cands = []
+        for wlo, whi in windows:
+            c = _evaluate(lines, keys, hunk, okeys, wlo, whi, fuzzy, eol, config)
+            if c is not None:
+                cands.append(c)
+        if not cands:
+            continue
+        chosen = _select(cands, fuzzy, config)
+        if isinstance(chosen, str):
+            raise HunkFailed(chosen)
+        off = chosen.start - expected if expected is not None else 0
+        return Placement(
+            chosen.start, chosen.end, chosen.lines, "fuzzy" if fuzzy else "context", off
+        )
+    raise HunkFailed(
+        "no place in the file matches the hunk's context closely enough "
+        "(a line to remove may be missing, or the file changed too much)"
+    )

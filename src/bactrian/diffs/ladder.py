@@ -1,0 +1,206 @@
+"""Find where one hunk goes in a file: strictly, or leniently by a ladder of rungs tried in
+order, the first that places the hunk being recorded.
+
+    exact       the old lines sit exactly at the stated place (what a strict apply accepts)
+    offset      they sit exactly somewhere else: the unique match, or the clearly nearest one
+    recount     the header's counts were wrong or missing (bare ``@@``); the body was recounted
+                and found exactly (uniquely, or clearly nearest to a stated line number)
+    whitespace  found when whitespace-only differences (indentation, trailing blanks, CRLF)
+                are ignored; context lines keep the file's own whitespace
+    context     found when some hunk context lines are not in the file (extra/drifted edges) or
+                some file lines are missing from the hunk's context
+    fuzzy       context lines are similar (not equal) to the file's, above a threshold, and the
+                best place is clearly better than any other
+
+Every rung refuses to guess: when two places fit equally well the hunk fails as ambiguous.
+Lines to remove must always be found (ignoring whitespace only); added lines must sit between
+two context lines that are adjacent in the file, else the hunk fails.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from bactrian.diffs.model import Hunk
+
+
+@dataclass(frozen=True)
+class LadderConfig:
+    fuzzy_threshold: float = 0.75  # similarity of the hunk's old lines to the file's
+    fuzzy_margin: float = 0.1  # best place must beat the next different one by this much
+    line_similarity: float = 0.6  # a drifted context line must be at least this similar
+    max_gap: int = 3  # file lines missing from the hunk's context, in all
+    max_unmatched: int = 3  # hunk context lines not found in the file (context rung)
+
+
+DEFAULT_LADDER = LadderConfig()
+
+
+class HunkFailed(Exception):
+    """A hunk could not be placed; the message says why."""
+
+
+@dataclass
+class Placement:
+    start: int  # replace file lines [start, end) ...
+    end: int
+    lines: list[str]  # ... with these
+    rung: str
+    offset: int = 0
+
+
+def norm(line: str) -> str:
+    return " ".join(line.split())
+
+
+def _eol_of(lines: list[str]) -> str | None:
+    for line in lines:
+        if line.endswith("\r\n"):
+            return "\r\n"
+        if line.endswith("\n"):
+            return "\n"
+    return None
+
+
+def _adapt(text: str, eol: str | None) -> str:
+    if eol is None or not text.endswith("\n"):
+        return text
+    body = text[:-2] if text.endswith("\r\n") else text[:-1]
+    return body + eol
+
+
+def _find_all(hay: list[str], needle: list[str]) -> list[int]:
+    n = len(needle)
+    if n == 0:
+        return []
+    first = needle[0]
+    return [p for p in range(len(hay) - n + 1) if hay[p] == first and hay[p : p + n] == needle]
+
+
+def _choose(positions: list[int], expected: int | None, floor: int) -> int | None:
+    """The one position to use, or None when the choice is ambiguous."""
+    if len(positions) == 1:
+        return positions[0]
+    if expected is None:
+        return None
+    after = [p for p in positions if p >= floor] or positions
+    if len(after) == 1:
+        return after[0]
+    dists = sorted((abs(p - expected), p) for p in after)
+    (d1, p1), (d2, _) = dists[0], dists[1]
+    if d1 < d2 and (d1 <= 3 or d2 >= 2 * d1):
+        return p1
+    return None
+
+
+def _lineno_list(positions: list[int]) -> str:
+    shown = ", ".join(str(p + 1) for p in positions[:5])
+    return shown + (", …" if len(positions) > 5 else "")
+
+
+def _replace_aligned(hunk: Hunk, window: list[str], eol: str | None) -> list[str]:
+    """New lines for a window aligned 1:1 with the hunk's old lines."""
+    out: list[str] = []
+    k = 0
+    for tag, text in hunk.lines:
+        if tag == " ":
+            out.append(window[k])
+            k += 1
+        elif tag == "-":
+            k += 1
+        else:
+            out.append(_adapt(text, eol))
+    return out
+
+
+def place_hunk(
+    lines: list[str],
+    hunk: Hunk,
+    expected: int | None,
+    *,
+    lenient: bool,
+    floor: int = 0,
+    config: LadderConfig = DEFAULT_LADDER,
+) -> Placement:
+    """Where ``hunk`` goes in ``lines`` and what replaces them. ``expected`` is the 0-based
+    line where the hunk's old lines should start (None when the header has no numbers);
+    ``floor`` is where the previous hunk ended. Raises :class:`HunkFailed` with a reason."""
+    old = hunk.old_lines
+    header_ok = hunk.numbered and hunk.counts_ok
+    if expected is not None:
+        expected = max(0, min(expected, len(lines)))
+    if not old:
+        return _place_insertion(lines, hunk, expected, lenient=lenient, header_ok=header_ok)
+    if header_ok and expected is not None and lines[expected : expected + len(old)] == old:
+        return Placement(expected, expected + len(old), hunk.new_lines, "exact")
+    if not lenient:
+        raise HunkFailed(_strict_reason(lines, hunk, expected))
+    eol = _eol_of(lines)
+
+    exact = _find_all(lines, old)
+    if exact:
+        pos = _choose(exact, expected, floor)
+        if pos is None:
+            raise HunkFailed(
+                f"ambiguous: the hunk's lines occur at lines {_lineno_list(exact)}; "
+                "give line numbers or more context"
+            )
+        rung = "offset" if header_ok else "recount"
+        off = pos - expected if expected is not None else 0
+        return Placement(pos, pos + len(old), hunk.new_lines, rung, off)
+
+    keys = [norm(x) for x in lines]
+    okeys = [norm(x) for x in old]
+    ws = _find_all(keys, okeys)
+    if ws:
+        pos = _choose(ws, expected, floor)
+        if pos is None:
+            raise HunkFailed(
+                f"ambiguous: ignoring whitespace, the hunk's lines occur at lines "
+                f"{_lineno_list(ws)}"
+            )
+        new = _replace_aligned(hunk, lines[pos : pos + len(old)], eol)
+        off = pos - expected if expected is not None else 0
+        return Placement(pos, pos + len(old), new, "whitespace", off)
+
+    from bactrian.diffs.align import align_place
+
+    return align_place(lines, keys, hunk, okeys, expected, eol, config)
+
+
+def _place_insertion(
+    lines: list[str], hunk: Hunk, expected: int | None, *, lenient: bool, header_ok: bool
+) -> Placement:
+    eol = _eol_of(lines)
+    new = hunk.new_lines if header_ok else [_adapt(t, eol) for t in hunk.new_lines]
+    if not lines:
+        return Placement(0, 0, new, "exact" if header_ok else "recount")
+    if expected is not None and (header_ok or lenient):
+        return Placement(expected, expected, new, "exact" if header_ok else "recount")
+    raise HunkFailed(
+        "the hunk has no context lines and no line numbers, so its place cannot be found"
+    )
+
+
+def _strict_reason(lines: list[str], hunk: Hunk, expected: int | None) -> str:
+    if not hunk.numbered:
+        return "the hunk header has no line numbers (bare @@); apply leniently"
+    if not hunk.counts_ok:
+        return "the counts in the @@ header do not match the hunk's body; apply leniently"
+    assert expected is not None
+    old = hunk.old_lines
+    for k, want in enumerate(old):
+        pos = expected + k
+        if pos >= len(lines):
+            return f"the file ends at line {len(lines)} before the hunk's context does"
+        if lines[pos] != want:
+            return (
+                f"context differs at line {pos + 1}: expected {want.rstrip()!r}, "
+                f"found {lines[pos].rstrip()!r}"
+            )
+    return "context does not match"
+
+
+def similarity(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
