@@ -98,13 +98,17 @@ def _write_if_changed(path: Path, text: str) -> bool:
 class _SkipCache:
     """Files skipped on purpose, keyed by path with (size, mtime_ns): not re-read, logged once."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fingerprint: str):
         self.path = path
+        self.fingerprint = fingerprint  # settings the reasons depend on; a change drops all
         self.dirty = False
+        self.items: dict[str, list[Any]] = {}
         try:
-            self.items: dict[str, list[Any]] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.items = {}
+            data = json.loads(path.read_text())
+            if data.get("fingerprint") == fingerprint:
+                self.items = data["items"]
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
 
     def hit(self, key: str, st: os.stat_result | None) -> bool:
         item = self.items.get(key)
@@ -116,7 +120,9 @@ class _SkipCache:
 
     def save(self) -> None:
         if self.dirty:
-            _write_if_changed(self.path, json.dumps(self.items))
+            _write_if_changed(
+                self.path, json.dumps({"fingerprint": self.fingerprint, "items": self.items})
+            )
 
 
 def _status(store: Store) -> list[tuple[str, bytes]]:
@@ -159,7 +165,7 @@ def _stage(store: Store) -> tuple[bool, int]:
     rules = build_rules(ws, store.config)
     rules_changed = _write_if_changed(store.git_dir / "info" / "exclude", rules.exclude_text)
     entries = _status(store)
-    skips = _SkipCache(store.root / "skipped.json")
+    skips = _SkipCache(store.root / "skipped.json", f"max_file_bytes={store.config.max_file_bytes}")
     add: list[bytes] = []
     remove: list[bytes] = []
     force_remove: list[bytes] = []

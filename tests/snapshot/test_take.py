@@ -1,0 +1,192 @@
+"""take_snapshot on real git, Mercurial and plain workspaces."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from bactrian.errors import WorkspaceError
+from bactrian.snapshot import SnapshotConfig, open_store, take_snapshot
+from bactrian.types import BuildResult, BuildState
+
+from .conftest import make_git, make_hg, make_plain, sh, tree_digest, write
+
+
+class CountingProbe:
+    """A real probe: runs ``sh -c`` in the workspace and counts its runs."""
+
+    name = "counting"
+
+    def __init__(self, script: str = "test -f src/shapes.ml") -> None:
+        self.script = script
+        self.runs: list[str | None] = []
+
+    def run(self, workspace: Path, tree_id: str | None = None) -> BuildResult:
+        import subprocess
+
+        self.runs.append(tree_id)
+        proc = subprocess.run(["sh", "-c", self.script], cwd=workspace, capture_output=True)
+        state = BuildState.GREEN if proc.returncode == 0 else BuildState.RED
+        return BuildResult(
+            state, 0.01, log=proc.stdout.decode(), exit_code=proc.returncode, probe=self.name
+        )
+
+
+@pytest.mark.parametrize("make", [make_plain, make_git, make_hg], ids=["plain", "git", "hg"])
+def test_timeline_records_changes_and_leaves_workspace_untouched(
+    tmp_path: Path, cfg: SnapshotConfig, make
+) -> None:
+    ws = make(tmp_path / "ws")
+    before = tree_digest(ws)
+    probe = CountingProbe()
+
+    s1 = take_snapshot(ws, config=cfg, probe=probe, now=1000.0)
+    assert (s1.seq, s1.parent, s1.time) == (1, None, 1000.0)
+    assert s1.build.state is BuildState.GREEN
+    # unchanged tree: nothing new, no build
+    again = take_snapshot(ws, config=cfg, probe=probe)
+    assert again.id == s1.id and len(probe.runs) == 1
+
+    (ws / "src" / "shapes.ml").unlink()
+    write(ws, {"src/extra.ml": "let x = 1\n"})
+    s2 = take_snapshot(ws, config=cfg, probe=probe, now=1020.0)
+    assert (s2.seq, s2.parent, s2.changed_files) == (2, s1.id, 2)
+    assert s2.build.state is BuildState.RED and len(probe.runs) == 2
+    assert probe.runs[-1] == s2.tree_id
+
+    store = open_store(ws, cfg)
+    assert [s.seq for s in store.timeline()] == [1, 2]
+    files = store.file_list(s2)
+    assert "src/extra.ml" in files and "src/shapes.ml" not in files
+    assert not any(f.startswith((".git/", ".hg/")) for f in files)
+    assert store.fsck() == []
+    after = tree_digest(ws)
+    expected = {k: v for k, v in before.items() if k != "src/shapes.ml"}
+    expected["src/extra.ml"] = after["src/extra.ml"]
+    assert after == expected  # only the user's own edits; nothing written by bactrian
+
+
+def test_workspace_and_vcs_state_byte_for_byte_unchanged(
+    tmp_path: Path, cfg: SnapshotConfig
+) -> None:
+    ws = make_git(tmp_path / "ws")
+    write(ws, {"src/wip.ml": "let wip = ()\n", "notes.log": "x\n"})
+    (ws / "src" / "shapes.ml").write_text("let changed = 1\n")
+    sh(["git", "add", "src/wip.ml"], ws)  # a staged change in the user's index
+    before = tree_digest(ws)
+    for i in range(3):
+        write(tmp_path, {f"other{i}": "x"})  # nothing in ws changes
+        take_snapshot(ws, config=cfg)
+    assert tree_digest(ws) == before
+    assert sh(["git", "status", "--porcelain"], ws) == " M src/shapes.ml\nA  src/wip.ml\n"
+
+
+def test_hg_workspace_dirstate_untouched(tmp_path: Path, cfg: SnapshotConfig) -> None:
+    ws = make_hg(tmp_path / "ws")
+    write(ws, {"src/new.ml": "let n = 1\n"})
+    before = tree_digest(ws)
+    snap = take_snapshot(ws, config=cfg)
+    assert tree_digest(ws) == before
+    assert "src/new.ml" in open_store(ws, cfg).file_list(snap)
+    assert sh(["hg", "status"], ws) == "? src/new.ml\n"
+
+
+def test_ignore_rules(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ws = make_git(tmp_path / "ws")
+    write(
+        ws,
+        {
+            ".hgignore": "syntax: glob\n*.tmp\nsyntax: regexp\n^generated/\n[0-9]+\\.out$\n",
+            "_build/default/x.ml": "built\n",
+            "node_modules/a.js": "x\n",
+            "run.log": "ignored by .gitignore\n",
+            "a.tmp": "hg glob\n",
+            "generated/g.ml": "hg regexp\n",
+            "sub/42.out": "hg regexp leftover\n",
+            "sub/ok.out": "kept\n",
+            ".env": "TOKEN=1\n",
+            "keys/id_rsa": "-----BEGIN\n",
+            "certs/server.pem": "x\n",
+            "image.png": b"\x89PNG\r\n\x1a\n\x00\x00binary",
+            "big.ml": "x" * 2000,
+            "small.ml": "y" * 100,
+        },
+    )
+    config = SnapshotConfig(probe="none", store_dir=tmp_path / "store", max_file_bytes=1000)
+    with caplog.at_level(logging.WARNING):
+        snap = take_snapshot(ws, config=config)
+    files = set(open_store(ws, config).file_list(snap))
+    assert {"small.ml", "sub/ok.out", "src/shapes.ml", ".gitignore", ".hgignore"} <= files
+    for skipped in [
+        "_build/default/x.ml",
+        "node_modules/a.js",
+        "run.log",
+        "a.tmp",
+        "generated/g.ml",
+        "sub/42.out",
+        ".env",
+        "keys/id_rsa",
+        "certs/server.pem",
+        "image.png",
+        "big.ml",
+    ]:
+        assert skipped not in files, skipped
+    assert "image.png: binary file" in caplog.text
+    assert "big.ml: larger than max_file_bytes" in caplog.text
+    # skipped files are remembered: no second log line while they stay as they are
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        write(ws, {"small.ml": "z\n"})
+        take_snapshot(ws, config=config)
+    assert "image.png" not in caplog.text
+
+    # configurable: a larger limit and an extra ignore pattern
+    config2 = SnapshotConfig(
+        probe="none", store_dir=tmp_path / "store", max_file_bytes=10_000, ignore=["small.ml"]
+    )
+    snap3 = take_snapshot(ws, config=config2)
+    files3 = set(open_store(ws, config2).file_list(snap3))
+    assert "big.ml" in files3 and "small.ml" not in files3
+    assert "_build/default/x.ml" in files3  # the default ignore list was replaced
+
+
+def test_newly_gitignored_file_leaves_the_snapshot(tmp_path: Path, cfg: SnapshotConfig) -> None:
+    ws = make_git(tmp_path / "ws")
+    write(ws, {"out.txt": "generated\n"})
+    s1 = take_snapshot(ws, config=cfg)
+    assert "out.txt" in open_store(ws, cfg).file_list(s1)
+    write(ws, {".gitignore": "*.log\nout.txt\n"})
+    s2 = take_snapshot(ws, config=cfg)
+    assert "out.txt" not in open_store(ws, cfg).file_list(s2)
+
+
+def test_real_command_probe_from_config(tmp_path: Path) -> None:
+    ws = make_plain(tmp_path / "ws")
+    config = SnapshotConfig(
+        store_dir=tmp_path / "store",
+        build_cmd="echo 'File \"src/a.ml\", line 1, characters 0-3:\nError: Unbound value foo'; exit 1",
+    )
+    snap = take_snapshot(ws, config=config)
+    assert snap.build.state is BuildState.RED
+    assert snap.build.probe == "command"
+
+
+def test_store_inside_workspace_is_refused(tmp_path: Path) -> None:
+    ws = make_plain(tmp_path / "ws")
+    with pytest.raises(WorkspaceError, match="inside the workspace"):
+        take_snapshot(ws, config=SnapshotConfig(probe="none", store_dir=ws / ".store"))
+    assert not (ws / ".store").exists()
+
+
+def test_missing_workspace(tmp_path: Path, cfg: SnapshotConfig) -> None:
+    with pytest.raises(WorkspaceError, match="does not exist"):
+        take_snapshot(tmp_path / "nope", config=cfg)
+
+
+def test_default_store_location_is_data_dir(tmp_path: Path) -> None:
+    ws = make_plain(tmp_path / "ws")
+    take_snapshot(ws, config=SnapshotConfig(probe="none"))
+    assert list((Path(os.environ["BACTRIAN_DATA_DIR"]) / "snapshots").glob("ws-*/repo.git"))
