@@ -1,0 +1,101 @@
+"""The mining pipeline: sources (snapshot timelines, VCS history) → filters → dedup →
+descriptions → the examples database. Library functions behind ``bactrian mine``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bactrian.mine.config import MineConfig
+from bactrian.mine.db import ExampleDB
+from bactrian.mine.describe import Describer, describe_examples, make_describer
+from bactrian.mine.example import Example
+from bactrian.mine.filters import MiningReport, apply_filters
+
+
+@dataclass
+class MineResult:
+    examples: list[Example] = field(default_factory=list)
+    report: MiningReport = field(default_factory=MiningReport)
+    stored: int = 0
+
+    def to_dict(self, *, full: bool = True) -> dict[str, Any]:
+        if full:
+            items = [e.to_dict() for e in self.examples]
+        else:
+            items = [{"id": e.id, "kind": e.kind, "diff": e.diff} for e in self.examples]
+        return {"examples": items, "report": self.report.to_dict(), "stored": self.stored}
+
+
+def finish(
+    candidates: list[Example],
+    skipped: dict[str, int],
+    cfg: MineConfig,
+    *,
+    source: str,
+    db: ExampleDB | None,
+    describer: Describer | None,
+) -> MineResult:
+    report = MiningReport()
+    for k, v in skipped.items():
+        report.dropped[k] = report.dropped.get(k, 0) + v
+    for ex in candidates:
+        report.episodes[ex.kind] = report.episodes.get(ex.kind, 0) + 1
+    known = db.ids() if db else set()
+    fresh = [e for e in candidates if e.id not in known]
+    if len(fresh) < len(candidates):
+        report.dropped["already_mined"] = len(candidates) - len(fresh)
+    kept = apply_filters(fresh, cfg, report, seen=db.hashes() if db else None)
+    if describer is None:
+        describer = make_describer(cfg.describer)
+    describe_examples(kept, describer)
+    stored = db.add(kept) if db else 0
+    if db:
+        db.record_run(source, report.to_dict())
+    return MineResult(kept, report, stored)
+
+
+def mine_workspaces(
+    workspaces: Iterable[Path],
+    config: MineConfig | None = None,
+    *,
+    db: ExampleDB | None = None,
+    describer: Describer | None = None,
+    snapshot_config: Any = None,
+) -> MineResult:
+    """Mine the recorded timelines of ``workspaces`` (filtered, described, stored in ``db``)."""
+    from bactrian.mine.timeline import mine_store
+    from bactrian.snapshot import open_store
+
+    cfg = config or MineConfig()
+    total = MineResult()
+    for ws in workspaces:
+        store = open_store(Path(ws), snapshot_config)
+        try:
+            candidates, skipped = mine_store(store, cfg)
+        finally:
+            store.close()
+        res = finish(candidates, skipped, cfg, source=f"timeline:{ws}", db=db, describer=describer)
+        total.examples += res.examples
+        total.report.merge(res.report)
+        total.stored += res.stored
+    return total
+
+
+def mine_vcs(
+    repo: Path,
+    rev_range: str,
+    config: MineConfig | None = None,
+    *,
+    kind: str | None = None,
+    db: ExampleDB | None = None,
+    describer: Describer | None = None,
+) -> MineResult:
+    """Mine VCS history (git ``A..B``, Mercurial revset) into change / vcs-part examples."""
+    from bactrian.mine.vcs import mine_history
+
+    cfg = config or MineConfig()
+    candidates, skipped = mine_history(repo, rev_range, cfg, kind=kind)
+    return finish(candidates, skipped, cfg, source=f"vcs:{repo}", db=db, describer=describer)

@@ -1,0 +1,133 @@
+"""Mining a workspace's snapshot timeline into fix and change examples.
+
+Context comes only from the base snapshot (the example's first snapshot): files named in the
+diagnostics, files the diff touches, and their siblings, as they were then — nothing later
+(no future leaks). Diffs are rendered from the two snapshots' file contents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from bactrian.mine.config import MineConfig
+from bactrian.mine.context import decode_files, relevant_files
+from bactrian.mine.episodes import Episode, EpisodeBounds, find_episodes
+from bactrian.mine.example import Example
+from bactrian.mine.textdiff import render
+
+
+class SnapshotLike(Protocol):
+    seq: int
+    id: str
+    time: float
+    tree_id: str
+
+    @property
+    def build(self) -> Any: ...
+
+
+class TimelineStore(Protocol):
+    """The part of ``bactrian.snapshot.Store`` the miner reads."""
+
+    workspace: Path
+    root: Path
+
+    def timeline(self) -> Sequence[Any]: ...
+
+    def file_list(self, snap: Any) -> list[str]: ...
+
+    def read_files(self, snap: Any, paths: Any = None) -> dict[str, bytes]: ...
+
+    def changed_paths(self, a: Any, b: Any) -> list[str]: ...
+
+
+class _StatePoint:
+    __slots__ = ("state", "time")
+
+    def __init__(self, snap: Any) -> None:
+        self.state = snap.build.state
+        self.time = snap.time
+
+
+def bounds_of(cfg: MineConfig) -> EpisodeBounds:
+    return EpisodeBounds(cfg.min_episode_s, cfg.max_fix_s, cfg.max_change_s)
+
+
+def timeline_episodes(
+    store: TimelineStore, snaps: Sequence[Any], cfg: MineConfig, skipped: dict[str, int]
+) -> list[Episode]:
+    def same_diff(before: int, last_red: int, end: int) -> bool:
+        a = set(store.changed_paths(snaps[before], snaps[end]))
+        b = set(store.changed_paths(snaps[last_red], snaps[end]))
+        if a != b:
+            return False
+        return _diff(store, snaps[before], snaps[end]) == _diff(store, snaps[last_red], snaps[end])
+
+    points = [_StatePoint(s) for s in snaps]
+    return find_episodes(points, bounds_of(cfg), same_diff=same_diff, skipped=skipped)
+
+
+def _diff(store: TimelineStore, a: Any, b: Any) -> tuple[str, list[str]]:
+    paths = sorted(store.changed_paths(a, b))
+    old = store.read_files(a, paths)
+    new = store.read_files(b, paths)
+    return render(old, new), paths
+
+
+def mine_store(
+    store: TimelineStore, cfg: MineConfig | None = None
+) -> tuple[list[Example], dict[str, int]]:
+    """Unfiltered examples of one workspace's timeline, and counts of episodes skipped by the
+    duration bounds."""
+    cfg = cfg or MineConfig()
+    snaps = list(store.timeline())
+    skipped: dict[str, int] = {}
+    out = []
+    for ep in timeline_episodes(store, snaps, cfg, skipped):
+        out.append(episode_example(store, snaps, ep))
+    return out, skipped
+
+
+def episode_example(store: TimelineStore, snaps: Sequence[Any], ep: Episode) -> Example:
+    base, end = snaps[ep.base], snaps[ep.end]
+    diff, touched = _diff(store, base, end)
+    diags = list(base.build.diagnostics) if ep.kind == "fix" else []
+    existing = store.file_list(base)
+    seeds = touched + [_rel(store, d.file) for d in diags]
+    ctx_paths = relevant_files(seeds, existing)
+    files = decode_files(store.read_files(base, ctx_paths))
+    return Example(
+        source=f"timeline:{store.workspace}",
+        kind=ep.kind,
+        diff=diff,
+        context={"files": files, "diagnostics": [d.to_dict() for d in diags]},
+        base={
+            "type": "snapshot",
+            "store": str(store.root),
+            "workspace": str(store.workspace),
+            "snapshot": base.id,
+            "seq": base.seq,
+        },
+        stats={
+            "steps": [ep.first_red if ep.kind == "fix" else ep.base, ep.end],
+            "base_seq": base.seq,
+            "end_seq": end.seq,
+            "end_snapshot": end.id,
+            "duration_s": ep.duration_s,
+            "red_snapshots": ep.end - ep.first_red,
+        },
+        created_at=base.time,
+    )
+
+
+def _rel(store: TimelineStore, path: str) -> str:
+    """Diagnostic paths are relative to the workspace (dune prints them so); normalise."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return str(p.relative_to(store.workspace))
+        except ValueError:
+            return path
+    return path.removeprefix("./")
