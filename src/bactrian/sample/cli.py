@@ -48,7 +48,7 @@ def _snapshot_record(index: int, step: Step, snap: Any) -> dict[str, Any]:
     "--start-time",
     type=float,
     default=None,
-    help="Unix time recorded for step 0 (default: now); step k is recorded at start + at_s.",
+    help="Unix time recorded for step 0 (default: now minus the session length); step k is recorded at start + at_s.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON at the end.")
 def replay_cmd(dest: Path, speed: float, start_time: float | None, as_json: bool) -> None:

@@ -125,7 +125,8 @@ def replay(
     ``result[k]`` is step ``k``'s snapshot.
 
     ``config``: snapshot settings (default: the ``[snapshot]`` config); ``start_time``: unix
-    time of step 0 (default: now); ``progress``: called with one line per snapshot.
+    time recorded for step 0 (default: now minus the session's scripted duration);
+    ``progress``: called with one line per snapshot.
     """
     from bactrian.snapshot import load_config, take_snapshot
 
@@ -136,7 +137,9 @@ def replay(
     copy_workspace(dest)
     dest = dest.resolve()
     probe = replay_probe(dest, cfg)
-    t_start = time.time() if start_time is None else start_time
+    # Default: the session "happened" just now, so every recorded time is in the past and a
+    # later `bactrian snapshot take` continues the timeline in order.
+    t_start = time.time() - session.duration_s if start_time is None else start_time
     last_seq: list[int] = []
 
     def snap(index: int, step: Step) -> Snapshot:
