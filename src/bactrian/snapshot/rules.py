@@ -121,19 +121,19 @@ def check_file(
     workspace: Path, rel: bytes, max_file_bytes: int
 ) -> tuple[str | None, os.stat_result | None]:
     """Why ``rel`` must be skipped (None: keep it), and its lstat (None if it vanished)."""
-    try:
-        rel.decode("utf-8")
-    except UnicodeDecodeError:
-        return "file name is not valid UTF-8", None
-    if rel.endswith(b"/"):
-        return "nested repository (a directory with its own .git); its files are not recorded", None
-    full = os.path.join(os.fsencode(workspace), rel)
+    full = os.path.join(os.fsencode(workspace), rel.rstrip(b"/"))
     try:
         st = os.lstat(full)
     except FileNotFoundError:
         return "vanished", None
     except OSError as exc:
         return f"cannot stat: {exc.strerror}", None
+    try:
+        rel.decode("utf-8")
+    except UnicodeDecodeError:
+        return "file name is not valid UTF-8", st
+    if rel.endswith(b"/"):
+        return "nested repository (a directory with its own .git); its files are not recorded", st
     if stat.S_ISLNK(st.st_mode):
         return None, st  # stored as a symlink (its target text), never followed
     if not stat.S_ISREG(st.st_mode):

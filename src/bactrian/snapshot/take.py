@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STALE_LOCK_S = 5.0
+STALE_LOCK_S = 1.0
 MAINTAIN_OBJECTS = 2000
 
 
@@ -66,16 +66,20 @@ def file_lock(path: Path, *, blocking: bool = True) -> Iterator[int]:
 
 
 def _clear_stale_locks(store: Store) -> None:
-    """Remove git lock files left by a killed process (we hold take.lock: no writer of ours
-    is running; a fresh lock may still belong to a git child outliving its parent)."""
+    """Remove git lock files left behind by a killed or failed git process. We hold
+    take.lock, so no snapshot of ours is writing; a lock may still belong to a git child that
+    outlived its killed parent, so it gets ``STALE_LOCK_S`` to finish first."""
     candidates = [store.root / "index.lock", store.git_dir / "HEAD.lock"]
     candidates += [store.git_dir / (TIMELINE_REF + ".lock"), store.git_dir / "packed-refs.lock"]
-    now = time.time()
     for lock in candidates:
+        if not lock.exists():
+            continue
+        deadline = time.monotonic() + STALE_LOCK_S
+        while lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         try:
-            if now - lock.stat().st_mtime > STALE_LOCK_S:
-                lock.unlink()
-                log.warning("removed stale lock %s", lock)
+            lock.unlink()
+            log.warning("removed stale lock %s", lock)
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -96,7 +100,8 @@ def _write_if_changed(path: Path, text: str) -> bool:
 
 
 class _SkipCache:
-    """Files skipped on purpose, keyed by path with (size, mtime_ns): not re-read, logged once."""
+    """Files skipped on purpose, by path with (size, mtime, ctime): not re-read, logged once
+    (a chmod or an edit changes ctime and gets the file looked at again)."""
 
     def __init__(self, path: Path, fingerprint: str):
         self.path = path
@@ -112,10 +117,11 @@ class _SkipCache:
 
     def hit(self, key: str, st: os.stat_result | None) -> bool:
         item = self.items.get(key)
-        return bool(item and st and item[0] == st.st_size and item[1] == st.st_mtime_ns)
+        return bool(item and st and item[:3] == [st.st_size, st.st_mtime_ns, st.st_ctime_ns])
 
     def add(self, key: str, st: os.stat_result | None, reason: str) -> None:
-        self.items[key] = [st.st_size if st else -1, st.st_mtime_ns if st else -1, reason]
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns] if st else [-1, -1, -1]
+        self.items[key] = [*stamp, reason]
         self.dirty = True
 
     def save(self) -> None:
@@ -183,7 +189,7 @@ def _stage(store: Store) -> tuple[bool, int]:
         if not tracked and rules.hg_regexps and rules.hg_ignored(key):
             continue
         try:
-            st: os.stat_result | None = os.lstat(os.path.join(os.fsencode(ws), path))
+            st: os.stat_result | None = os.lstat(os.path.join(os.fsencode(ws), path.rstrip(b"/")))
         except OSError:
             st = None
         if skips.hit(key, st):
