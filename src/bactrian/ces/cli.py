@@ -188,3 +188,43 @@ def status(as_json: bool) -> None:
 
 # `bactrian ces serve` (the HTTP service) is defined in bactrian.ces.http and attached here:
 # ces-serve adds `group.add_command(...)` below this line.
+
+
+@group.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=8765, show_default=True, help="Port to bind.")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where the workers run.",
+)
+@click.option("--address", help="Ray cluster address for --backend ray (default: a local Ray).")
+@click.option("--workers", type=int, help="Workers per base (default: [ces] workers, or cores).")
+@click.option(
+    "--token-env",
+    metavar="VAR",
+    help="Require 'Authorization: Bearer <token>', the token read from environment variable VAR.",
+)
+def serve(
+    host: str,
+    port: int,
+    backend: str,
+    address: str | None,
+    workers: int | None,
+    token_env: str | None,
+) -> None:
+    """Serve the CES over HTTP: POST /v1/batches, GET /v1/batches/ID, POST /v1/evaluate,
+    GET /healthz, GET /metrics (Prometheus). Runs until interrupted."""
+    from bactrian.ces.http import serve as run_server
+    from bactrian.ces.http import token_from_env
+
+    run_server(
+        host,
+        port,
+        backend=backend,
+        address=address,
+        workers=workers,
+        token=token_from_env(token_env),
+    )

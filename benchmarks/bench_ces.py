@@ -1,0 +1,282 @@
+"""CES benchmarks on a generated 200-module OCaml/dune workspace (issue 5 "Performance").
+
+    .venv/bin/python benchmarks/bench_ces.py [--modules 200] [--diffs 12] [--no-docs]
+
+Three ratios, measured side by side in one run, on the same diffs (every diff kind of
+``_ocaml_gen``: green edits, a type error, a parse error, a failing test):
+
+(a) **throughput vs the naive way**: the CES (local backend, 2 warm workers, bubblewrap) against
+    a fresh copy + cold ``dune build`` + ``dune runtest`` per diff, two at a time (the same two
+    cores). Goal ≥ 20×. Warming is reported, not counted: it is paid once per base.
+(b) **overhead over the raw incremental build**: per diff, the stage commands run directly in a
+    warm tree (apply with ``patch``, the same commands, ``patch -R`` after; only the commands
+    timed) against the CES judging the same diff on one warm worker (apply + sandbox + reset +
+    verify + bookkeeping included). Interleaved diff by diff so machine noise hits both. Goal
+    ≤ 10 %.
+(c) **two workers vs one**: the whole batch on a 1-worker pool and on a 2-worker pool. Goal
+    ≥ 1.7×.
+
+It also checks that every verdict reaches the furthest stage its diff kind should reach. The
+figures go to the "Code Evaluation Service" section of ``docs/benchmarks.md`` unless
+``--no-docs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _ocaml_gen import generate, make_diffs  # noqa: E402
+
+from bactrian.ces.adapters import get_adapter  # noqa: E402
+from bactrian.ces.config import CESConfig  # noqa: E402
+from bactrian.ces.local import LocalBackend  # noqa: E402
+from bactrian.ces.types import STAGES, BaseSpec, Job, Verdict  # noqa: E402
+
+DOCS = HERE.parent / "docs" / "benchmarks.md"
+SECTION = "## Code Evaluation Service"
+COLD_ENV = {**os.environ, "DUNE_CACHE": "disabled"}
+
+
+def _sh(cmd: str | list[str], cwd: Path, stdin: str | None = None) -> int:
+    return subprocess.run(
+        cmd,
+        cwd=cwd,
+        shell=isinstance(cmd, str),
+        input=stdin,
+        text=True,
+        capture_output=True,
+        env=COLD_ENV,
+    ).returncode
+
+
+def touched_files(diff: str) -> list[str]:
+    return sorted(set(re.findall(r"^\+\+\+ b/(\S+)", diff, flags=re.M)))
+
+
+# ---------------------------------------------------------------------------- (a) naive
+
+
+def naive_one(src: Path, scratch: Path, diff: str) -> str | None:
+    """Fresh copy, apply, cold build, tests. Returns the furthest of build/test passed."""
+    tree = Path(tempfile.mkdtemp(dir=scratch))
+    try:
+        shutil.copytree(src, tree, dirs_exist_ok=True, ignore=shutil.ignore_patterns("_build"))
+        if _sh(["patch", "-p1", "-s", "--batch"], tree, diff) != 0:
+            return None
+        if _sh("dune build --root . 2>&1", tree) != 0:
+            return "apply"
+        if _sh("dune runtest --root . 2>&1", tree) != 0:
+            return "build"
+        return "test"
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def naive(src: Path, scratch: Path, diffs: list[str], parallel: int) -> float:
+    start = time.monotonic()
+    with ThreadPoolExecutor(parallel) as ex:
+        list(ex.map(lambda d: naive_one(src, scratch, d), diffs))
+    return time.monotonic() - start
+
+
+# ---------------------------------------------------------------------------- (b) raw
+
+
+def raw_one(tree: Path, diff: str, stages: dict[str, str]) -> float:
+    """Apply with patch, run the adapter's stage commands until one fails, revert. Only the
+    stage commands are timed."""
+    if _sh(["patch", "-p1", "-s", "--batch"], tree, diff) != 0:
+        return 0.0
+    adapter = get_adapter("auto", tree)
+    touched = touched_files(diff)
+    elapsed = 0.0
+    try:
+        for stage in STAGES[1:]:
+            cmd = adapter.command(stage, touched, stages)
+            if not cmd:
+                continue
+            t0 = time.monotonic()
+            rc = _sh(cmd, tree)
+            elapsed += time.monotonic() - t0
+            if rc != 0:
+                break
+    finally:
+        if _sh(["patch", "-p1", "-R", "-s", "--batch"], tree, diff) != 0:
+            raise RuntimeError("patch -R failed: the raw tree is no longer the base")
+    return elapsed
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def run(modules: int, n_diffs: int, seed: int) -> dict[str, float | int | str]:
+    scratch = Path(tempfile.mkdtemp(prefix="bench-ces-"))
+    try:
+        return _run(scratch, modules, n_diffs, seed)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _judge(backend: LocalBackend, base: BaseSpec, diffs: list[str]) -> tuple[float, list[Verdict]]:
+    t0 = time.monotonic()
+    verdicts = backend.evaluate([Job(base=base, diff=d) for d in diffs])
+    return time.monotonic() - t0, verdicts
+
+
+def _run(scratch: Path, modules: int, n_diffs: int, seed: int) -> dict[str, float | int | str]:
+    src = scratch / "ws"
+    ws = generate(src, modules=modules, seed=seed)
+    cases = make_diffs(ws, n_diffs, seed=seed + 1)
+    diffs = [d for _, _, d in cases]
+    print(f"workspace: {modules} modules at {src}; {len(diffs)} diffs", flush=True)
+    # `--force`: dune skips re-running a test action whose inputs it saw pass before
+    stages = {"test": "dune runtest --root . --force 2>&1"}
+    base = BaseSpec(str(src), stages=stages)
+
+    def backend(workers: int, name: str) -> LocalBackend:
+        cfg = CESConfig(workers=workers, work_dir=scratch / name)
+        return LocalBackend(cfg)
+
+    one, two = backend(1, "w1"), backend(2, "w2")
+    try:
+        t0 = time.monotonic()
+        one.warm(base, workers=1)
+        warm1 = time.monotonic() - t0
+        t0 = time.monotonic()
+        two.warm(base, workers=2)
+        warm2 = time.monotonic() - t0
+        print(f"warm: 1 worker {warm1:.1f} s, 2 workers {warm2:.1f} s", flush=True)
+
+        # correctness first
+        _, verdicts = _judge(two, base, diffs)
+        wrong = [
+            f"{kind}: got {v.furthest!r}, want {want!r}"
+            for (kind, want, _), v in zip(cases, verdicts, strict=True)
+            if v.furthest != want
+        ]
+        for w in wrong:
+            print("WRONG VERDICT", w, flush=True)
+
+        # (c) two workers vs one, alternated twice
+        t1s, t2s = [], []
+        for _ in range(2):
+            t1s.append(_judge(one, base, diffs)[0])
+            t2s.append(_judge(two, base, diffs)[0])
+        t1, t2 = min(t1s), min(t2s)
+        print(f"(c) 1 worker {t1:.1f} s, 2 workers {t2:.1f} s -> {t1 / t2:.2f}x", flush=True)
+
+        # (b) overhead: interleaved per diff, one worker vs a raw warm tree
+        raw_tree = scratch / "raw"
+        shutil.copytree(src, raw_tree)
+        if _sh("dune build --root . 2>&1 && dune runtest --root . 2>&1", raw_tree) != 0:
+            raise RuntimeError("the generated workspace is not green")
+        raw_total = ces_total = 0.0
+        for _ in range(2):
+            for d in diffs:
+                raw_total += raw_one(raw_tree, d, stages)
+                ces_total += _judge(one, base, [d])[0]
+        overhead = ces_total / raw_total - 1.0
+        print(
+            f"(b) raw {raw_total:.1f} s, CES {ces_total:.1f} s -> overhead {overhead:+.1%}",
+            flush=True,
+        )
+
+        # (a) naive vs CES with 2 workers, same diffs, 2 at a time
+        t_naive = naive(src, scratch, diffs, parallel=2)
+        t_ces = min(t2s)
+        print(
+            f"(a) naive {t_naive:.1f} s, CES {t_ces:.1f} s -> {t_naive / t_ces:.1f}x",
+            flush=True,
+        )
+    finally:
+        one.close()
+        two.close()
+    return {
+        "modules": modules,
+        "diffs": len(diffs),
+        "warm1_s": warm1,
+        "warm2_s": warm2,
+        "naive_s": t_naive,
+        "ces2_s": t_ces,
+        "speedup": t_naive / t_ces,
+        "raw_s": raw_total,
+        "ces1_seq_s": ces_total,
+        "overhead": overhead,
+        "one_s": t1,
+        "two_s": t2,
+        "scaling": t1 / t2,
+        "wrong": len(wrong),
+    }
+
+
+def render(r: dict[str, float | int | str], command: str) -> str:
+    def f(key: str) -> float:
+        return float(r[key])
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    n = int(r["diffs"])
+    return f"""{SECTION}
+
+Command: `{command}` — {dt.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores
+(shared with other jobs), bubblewrap sandbox. Workspace: `benchmarks/_ocaml_gen.py`,
+{r["modules"]} modules (`.ml` + `.mli`, ~100 lines each, a 10-layer DAG) and one alcotest suite;
+{n} diffs cycling through green edits, a type error, a parse error and a failing test.
+Verdicts that missed their expected stage: {r["wrong"]}.
+
+| ratio | measured | goal | |
+|---|---|---|---|
+| (a) throughput, CES (2 warm workers) vs fresh copy + cold build + tests (2 at a time) | **{f("speedup"):.1f}×** ({f("naive_s"):.1f} s vs {f("ces2_s"):.1f} s for {n} diffs) | ≥ 20× | {verdict(f("speedup") >= 20)} |
+| (b) overhead of the CES over the raw incremental stage commands, same diffs, one worker | **{f("overhead"):+.1%}** ({f("ces1_seq_s"):.1f} s vs {f("raw_s"):.1f} s, 2 × {n} diffs interleaved) | ≤ 10% | {verdict(f("overhead") <= 0.10)} |
+| (c) two workers vs one, whole batch | **{f("scaling"):.2f}×** ({f("one_s"):.1f} s vs {f("two_s"):.1f} s) | ≥ 1.7× | {verdict(f("scaling") >= 1.7)} |
+
+Warming (paid once per base, not counted above): {f("warm1_s"):.1f} s for one worker,
+{f("warm2_s"):.1f} s for two (the second copies the first's `_build`).
+
+"""
+
+
+def write_docs(section: str) -> None:
+    text = DOCS.read_text()
+    start = text.index(SECTION)
+    nxt = text.find("\n## ", start + len(SECTION))
+    end = len(text) if nxt < 0 else nxt + 1
+    DOCS.write_text(text[:start] + section + text[end:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--modules", type=int, default=200)
+    ap.add_argument("--diffs", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    result = run(args.modules, args.diffs, args.seed)
+    command = ".venv/bin/python benchmarks/bench_ces.py"
+    if args.modules != 200 or args.diffs != 12:
+        command += f" --modules {args.modules} --diffs {args.diffs}"
+    section = render(result, command)
+    print(section)
+    if not args.no_docs:
+        write_docs(section)
+    return 1 if result["wrong"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
