@@ -120,7 +120,6 @@ def _edit(path: Path, text: str) -> None:
 
 
 @needs_inotify
-@pytest.mark.slow
 def test_watch_probe_follows_a_real_dune_watch(watched) -> None:
     ws, proc = watched
     probe = WatchProbe(wait_s=60, stale_s=60)
@@ -128,7 +127,9 @@ def test_watch_probe_follows_a_real_dune_watch(watched) -> None:
     assert first.state is BuildState.GREEN, (first.log, read_status(ws))
     assert first.probe == "dune-watch" and "dune build -w" in first.command
     assert watcher_alive(ws)
-    assert isinstance(choose_probe(ws), WatchProbe)  # auto picks the live watcher
+    auto = choose_probe(ws)
+    auto_green = auto.run(ws, "t1")  # auto defers to the live watcher: no second dune build
+    assert auto_green.state is BuildState.GREEN and auto_green.probe == "dune-watch"
     n = read_status(ws).build_no  # type: ignore[union-attr]
 
     _edit(ws / "lib/ledger.ml", "let add x y = x ^ y\nlet total _ = 0\n")
@@ -152,7 +153,8 @@ def test_watch_probe_follows_a_real_dune_watch(watched) -> None:
     gone = probe.run(ws)
     assert gone.state is BuildState.UNKNOWN and "bactrian build watch" in gone.log
     assert child and not Path(f"/proc/{child}").exists() or _zombie(child)
-    assert type(choose_probe(ws)).__name__ == "DuneProbe"
+    after = auto.run(ws, "t1")  # watcher gone: the same probe now runs dune itself
+    assert after.state is BuildState.GREEN and after.probe == "dune"
 
 
 def _zombie(pid: int | None) -> bool:
@@ -163,7 +165,6 @@ def _zombie(pid: int | None) -> bool:
 
 
 @needs_inotify
-@pytest.mark.slow
 def test_second_watcher_on_one_workspace_refuses(watched) -> None:
     ws, _ = watched
     _await_state(ws, "green")

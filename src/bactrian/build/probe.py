@@ -325,11 +325,25 @@ def dune_command(config: BuildConfig) -> list[str]:
 
 @dataclass
 class DuneProbe(CommandProbe):
-    """The command probe with dune's defaults; answers UNKNOWN when dune is not installed."""
+    """The command probe with dune's defaults; answers UNKNOWN when dune is not installed.
+
+    With ``defer_to_watch`` (what ``probe = "auto"`` gives) it asks a live ``bactrian build
+    watch`` of the workspace instead of building, checked on every run: a second dune building
+    into the same ``_build`` as the developer's ``dune build -w`` would fight it (dune 2.9 has no
+    build-directory lock).
+    """
 
     name: str = "dune"
+    defer_to_watch: bool = False
+    watch_wait_s: float = 10.0
+    watch_stale_s: float = 3.0
 
     def run(self, workspace: Path, tree_id: str | None = None) -> BuildResult:
+        if self.defer_to_watch:
+            from bactrian.build.watch import WatchProbe, watcher_alive
+
+            if watcher_alive(workspace):
+                return WatchProbe(self.watch_wait_s, self.watch_stale_s).run(workspace, tree_id)
         if shutil.which("dune", path=dict(os.environ, **self.env).get("PATH")) is None:
             t0 = time.monotonic()
             return self._missing(t0, "", None)
@@ -368,7 +382,7 @@ def _command_probe(config: BuildConfig) -> BuildProbe:
     )
 
 
-def _dune_probe(config: BuildConfig) -> BuildProbe:
+def _dune_probe(config: BuildConfig, *, defer_to_watch: bool = False) -> BuildProbe:
     env = {"DUNE_CACHE": config.dune_cache} if config.dune_cache else {}
     env["OCAML_COLOR"] = "never"
     return DuneProbe(
@@ -379,6 +393,9 @@ def _dune_probe(config: BuildConfig) -> BuildProbe:
         max_log_bytes=config.max_log_bytes,
         lock_wait_s=config.lock_wait_s,
         env=env,
+        defer_to_watch=defer_to_watch,
+        watch_wait_s=config.watch_wait_s,
+        watch_stale_s=config.watch_stale_s,
     )
 
 
@@ -405,8 +422,8 @@ def choose_probe(
     """The probe for ``workspace``.
 
     ``probe="auto"``: a ``build_cmd`` → ``command``; else a ``dune-project`` at the root →
-    ``dune-watch`` when a ``bactrian build watch`` wrapper is live for it, otherwise ``dune``;
-    else ``none``. An explicit name is looked up in :data:`PROBES` (unknown names raise
+    ``dune``, which reads a live ``bactrian build watch`` of the workspace instead of building
+    (checked on each run); else ``none``. An explicit name is looked up in :data:`PROBES` (unknown names raise
     :class:`bactrian.errors.UnknownNameError`). ``config`` (default: the ``[build]`` section)
     supplies the other settings; the keyword arguments override it.
     """
@@ -420,9 +437,7 @@ def choose_probe(
         if cfg.build_cmd:
             name = "command"
         elif (workspace / "dune-project").is_file():
-            from bactrian.build.watch import watcher_alive
-
-            name = "dune-watch" if watcher_alive(workspace) else "dune"
+            return _dune_probe(cfg, defer_to_watch=True)
         else:
             name = "none"
     return PROBES.get(name)(cfg)
