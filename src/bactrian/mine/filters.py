@@ -61,6 +61,8 @@ def whitespace_only(ex: Example, cfg: MineConfig) -> str | None:
 def comment_only(ex: Example, cfg: MineConfig) -> str | None:
     if not cfg.drop_comment_only:
         return None
+    if all("".join(o.split()) == "".join(n.split()) for o, n in _hunk_texts(ex.diff)):
+        return None  # whitespace-only: the whitespace filter's business
     for path, old, new in _hunk_texts_with_path(ex.diff):
         if not path.endswith((".ml", ".mli", ".mll", ".mly")):
             return None

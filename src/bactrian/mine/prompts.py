@@ -215,7 +215,7 @@ def introduced_identifiers(diff: str, context_text: str) -> tuple[set[str], set[
         for line in f.added:
             added.update(_IDENT.findall(line))
             m = _DEF.match(line)
-            if m:
+            if m and not line[:1].isspace():  # top-level definitions only
                 defined.add(m.group(1))
     return added - known, defined
 

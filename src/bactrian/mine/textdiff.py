@@ -59,8 +59,8 @@ def render_file(path: str, old: bytes | None, new: bytes | None, context: int = 
             n=context,
         )
     )
-    if not body:
-        return ""
+    if not body:  # creating or deleting an empty file: header only, as git writes it
+        return "".join(head) if old is None or new is None else ""
     body[0] = body[0].rstrip() + "\n"
     body[1] = body[1].rstrip() + "\n"
     return "".join(head) + "".join(_fix_hunk_header(line) for line in body)

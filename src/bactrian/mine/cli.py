@@ -1,0 +1,207 @@
+"""``bactrian mine``, ``bactrian describe`` and ``bactrian dataset …``: thin click adapters over
+:mod:`bactrian.mine.mining`, :mod:`bactrian.mine.describe` and :mod:`bactrian.mine.dataset`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bactrian.errors import ConfigError
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@click.command()
+@click.argument("workspaces", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--from-vcs", "repo", type=click.Path(path_type=Path), help="Mine this git/hg repo.")
+@click.option(
+    "--range", "rev_range", help="git range (A..B) or Mercurial revset (with --from-vcs)."
+)
+@click.option("--vcs", type=click.Choice(["git", "hg"]), help="Repository kind (auto-detected).")
+@click.option("--max-lines", type=int, help="Drop diffs with more changed lines (default 100).")
+@click.option("--max-files", type=int, help="Drop diffs touching more files (default 5).")
+@click.option(
+    "--describer",
+    type=click.Choice(["deterministic", "llm"]),
+    help="Prompt writer (default: llm when a model is configured, else deterministic).",
+)
+@click.option("--no-store", is_flag=True, help="Do not add the examples to the examples database.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"examples": [...], "report": …}.')
+def mine(
+    workspaces: tuple[Path, ...],
+    repo: Path | None,
+    rev_range: str | None,
+    vcs: str | None,
+    max_lines: int | None,
+    max_files: int | None,
+    describer: str | None,
+    no_store: bool,
+    as_json: bool,
+) -> None:
+    """Mine (context, prompt, diff) examples from the snapshot timelines of WORKSPACES, or from
+    VCS history with --from-vcs REPO --range RANGE. Examples are filtered, deduplicated,
+    described and added to the examples database (see `bactrian dataset build`)."""
+    from bactrian.mine.config import load_mine_config
+    from bactrian.mine.db import ExampleDB
+    from bactrian.mine.mining import mine_vcs, mine_workspaces
+
+    cfg = load_mine_config(max_changed_lines=max_lines, max_files=max_files, describer=describer)
+    if repo is None and not workspaces:
+        raise click.UsageError("Give WORKSPACE… or --from-vcs REPO --range RANGE.")
+    if repo is not None and (workspaces or not rev_range):
+        raise click.UsageError("--from-vcs takes --range RANGE and no WORKSPACE arguments.")
+    db = None if no_store else ExampleDB()
+    try:
+        if repo is not None:
+            assert rev_range is not None
+            result = mine_vcs(repo, rev_range, cfg, kind=vcs, db=db)
+        else:
+            result = mine_workspaces(list(workspaces), cfg, db=db)
+    finally:
+        if db:
+            db.close()
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    for ex in result.examples:
+        first = ex.prompt.split("\n", 1)[0]
+        click.echo(f"{ex.id}  {ex.kind:<8} {ex.stats.get('steps', '')}  {first}")
+    rep = result.report.to_dict()
+    dropped = ", ".join(f"{k} {v}" for k, v in rep["dropped"].items()) or "none"
+    click.echo(
+        f"{rep['candidates']} candidates, {rep['kept']} kept ({result.stored} new in the "
+        f"database); dropped: {dropped}"
+    )
+
+
+@click.command()
+@click.option(
+    "--backend",
+    "describer",
+    type=click.Choice(["deterministic", "llm"]),
+    help="deterministic (offline) or llm (needs a model; default when one is configured).",
+)
+@click.option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--model", help="Model name to ask the server for.")
+@click.option("--missing-only", is_flag=True, help="Only examples without a prompt.")
+@click.option("--json", "as_json", is_flag=True, help="Print counts as JSON.")
+def describe(
+    describer: str | None,
+    base_url: str | None,
+    model: str | None,
+    missing_only: bool,
+    as_json: bool,
+) -> None:
+    """(Re)write the description and editor-style prompt of every mined example, with a model
+    (two steps: detailed description, then a short prompt; filtered and leak-checked) or
+    deterministically from the diagnostics and the diff."""
+    from bactrian.mine.db import ExampleDB
+    from bactrian.mine.describe import describe_examples, make_describer
+    from bactrian.models import load_model_config
+
+    mcfg = load_model_config(base_url=base_url, model=model)
+    if describer == "llm" and not mcfg.configured:
+        raise ConfigError("--backend llm needs a model: pass --base-url (and --model).")
+    d = make_describer(describer or "", mcfg)
+    with ExampleDB() as db:
+        examples = db.all()
+        counts = describe_examples(examples, d, only_missing=missing_only)
+        db.update(examples)
+    counts["describer"] = d.name
+    if as_json:
+        _echo_json(counts)
+    else:
+        click.echo(f"described {counts['described']} examples with {d.name}: {counts['by_source']}")
+        if counts["rejected"]:
+            click.echo(f"model prompts rejected (fell back): {counts['rejected']}")
+
+
+@click.group()
+def dataset() -> None:
+    """Build, inspect and export datasets of mined examples."""
+
+
+@dataset.command("build")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write the dataset into.",
+)
+@click.option("--heldout-fraction", type=float, help="Latest share of examples held out.")
+@click.option("--rl-fraction", type=float, help="Share before the held-out period kept for RL.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def build_cmd(
+    out: Path, heldout_fraction: float | None, rl_fraction: float | None, as_json: bool
+) -> None:
+    """Build a dataset from everything mined so far: leakage-safe train/rl/heldout splits,
+    JSONL files and a manifest recording the split rule."""
+    from bactrian.mine.dataset import build_dataset, load_dataset_config
+    from bactrian.mine.db import ExampleDB
+
+    cfg = load_dataset_config(heldout_fraction=heldout_fraction, rl_fraction=rl_fraction)
+    with ExampleDB() as db:
+        manifest = build_dataset(out, db.all(), cfg, mining_reports=db.reports())
+    if as_json:
+        _echo_json(manifest)
+    else:
+        click.echo(f"{manifest['examples']} examples in {out}: {manifest['counts']['by_split']}")
+
+
+@dataset.command("stats")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def stats_cmd(path: Path, as_json: bool) -> None:
+    """Counts per kind, split and filter of the dataset in PATH."""
+    from bactrian.mine.dataset import dataset_stats
+
+    st = dataset_stats(path)
+    if as_json:
+        _echo_json(st)
+        return
+    click.echo(f"examples: {st['examples']}")
+    click.echo("by split: " + ", ".join(f"{k} {v}" for k, v in sorted(st["by_split"].items())))
+    click.echo("by kind:  " + ", ".join(f"{k} {v}" for k, v in sorted(st["by_kind"].items())))
+    filt = ", ".join(f"{k} {v}" for k, v in sorted(st["filters"].items())) or "none"
+    click.echo(f"filtered: {filt}")
+
+
+@dataset.command("export")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "parquet", "chat", "completion"]),
+    default="jsonl",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory (default PATH/export/FORMAT).",
+)
+def export_cmd(path: Path, fmt: str, out: Path | None) -> None:
+    """Export the dataset in PATH per split: JSONL, Hugging Face Parquet, chat messages or
+    prompt/completion pairs."""
+    from bactrian.mine.dataset import export_dataset
+
+    for f in export_dataset(path, fmt, out):
+        click.echo(str(f))
+
+
+@dataset.command("show")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("example_id")
+@click.option("--chat", is_flag=True, help="Show it rendered as chat messages.")
+def show_cmd(path: Path, example_id: str, chat: bool) -> None:
+    """Print one example (by id or id prefix) of the dataset in PATH as JSON."""
+    from bactrian.mine.dataset import render_chat, show_example
+
+    ex = show_example(path, example_id)
+    _echo_json(render_chat(ex) if chat else ex.to_dict())
