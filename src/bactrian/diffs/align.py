@@ -66,7 +66,16 @@ def _evaluate(
     sm = difflib.SequenceMatcher(None, okeys, keys[wlo:whi], autojunk=False)
     mapping: list[int | None] = [None] * L
     sims = [0.0] * L
-    for op, i1, i2, j1, j2 in sm.get_opcodes():
+    opcodes = sm.get_opcodes()
+    if not fuzzy:
+        # a hunk line facing a different file line is drift, for the fuzzy rung; the context
+        # rung takes only lines missing on one side (inside the span of matched lines)
+        equal_at = [k for k, op in enumerate(opcodes) if op[0] == "equal"]
+        if equal_at and any(
+            op[0] == "replace" and equal_at[0] < k < equal_at[-1] for k, op in enumerate(opcodes)
+        ):
+            return None
+    for op, i1, i2, j1, j2 in opcodes:
         if op == "equal":
             for t in range(i2 - i1):
                 mapping[i1 + t] = wlo + j1 + t
