@@ -214,3 +214,23 @@ def test_client_explains_an_unreachable_service() -> None:
         pytest.raises(CESError, match="Cannot reach the CES service"),
     ):
         ces.health()
+
+
+def test_unknown_backend_name_suggests_the_right_one() -> None:
+    from bactrian.ces.config import CESConfig
+    from bactrian.ces.http import make_backend
+    from bactrian.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="Did you mean: local"):
+        make_backend("locl", CESConfig())
+
+
+def test_token_env_must_name_a_set_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bactrian.ces.http import token_from_env
+
+    monkeypatch.delenv("CES_NO_SUCH_TOKEN", raising=False)
+    with pytest.raises(CESError, match="CES_NO_SUCH_TOKEN"):
+        token_from_env("CES_NO_SUCH_TOKEN")
+    monkeypatch.setenv("CES_SOME_TOKEN", "abc")
+    assert token_from_env("CES_SOME_TOKEN") == "abc"
+    assert token_from_env(None) is None

@@ -296,24 +296,16 @@ def create_app(
 
 
 def make_backend(name: str, config: CESConfig, *, address: str | None = None) -> CESBackend:
-    """The backend named ``name`` ("local", "ray", …) built from ``config``."""
+    """A new backend named ``name`` ("local", "ray", …) built from ``config``; the caller
+    owns it (unlike :func:`bactrian.ces.api.get_backend`, which shares one per process)."""
     if name == "ray":
         from bactrian.ces.ray_backend import RayBackend
 
         return RayBackend(config, address=address)
-    _import_backends()
-    return BACKENDS.get(name)(config)
-
-
-def _import_backends() -> None:
-    """Import the modules that register backends (they register on import)."""
     import importlib
 
-    for module in ("bactrian.ces.pool", "bactrian.ces.local", "bactrian.ces.ray_backend"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            continue
+    importlib.import_module("bactrian.ces.local")  # registers "local"
+    return BACKENDS.get(name)(config)
 
 
 def serve(
