@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks._ocaml_gen import generate  # noqa: E402
+
 from bactrian.build.diagnostics import parse_ocaml  # noqa: E402
 from bactrian.build.probe import BuildConfig, choose_probe  # noqa: E402
 from bactrian.build.watch import WatchProbe, read_status, watcher_alive  # noqa: E402
