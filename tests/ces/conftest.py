@@ -44,6 +44,9 @@ class Pool:
     def judge(self, *diffs: str, lenient: bool = False) -> list[Verdict]:
         return self.backend.evaluate([Job(self.base, d, allow_lenient=lenient) for d in diffs])
 
+    def uids(self) -> set[int]:
+        return {w.uid for p in self.backend._pools.values() for w in p.workers}
+
     def one(self, diff: str, **kw: bool) -> Verdict:
         return self.judge(diff, **kw)[0]
 
@@ -59,15 +62,15 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     backend.close()
 
 
-def sandbox_processes() -> list[str]:
-    """Processes running as a CES sandbox uid (61000-64999), as ``pid uid cmd`` lines."""
+def sandbox_processes(uids: set[int]) -> list[str]:
+    """Processes running as one of the sandbox ``uids``, as ``pid uid cmd`` lines."""
     out = subprocess.run(
         ["ps", "-eo", "pid=,uid=,args="], capture_output=True, text=True, check=True
     ).stdout
     rows = []
     for line in out.splitlines():
         parts = line.split(None, 2)
-        if len(parts) >= 2 and parts[1].isdigit() and 61000 <= int(parts[1]) < 65000:
+        if len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) in uids:
             rows.append(line.strip())
     return rows
 

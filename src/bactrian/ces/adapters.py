@@ -134,7 +134,7 @@ class DuneAdapter:
     defaults = {
         "typecheck": "dune build --root . @check 2>&1",
         "build": "dune build --root . 2>&1",
-        "test": "dune runtest --root . 2>&1",
+        "test": "dune runtest --root . --force 2>&1",
     }
 
     def command(self, stage: str, touched: Sequence[str], overrides: dict[str, str]) -> str | None:

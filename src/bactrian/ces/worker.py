@@ -254,6 +254,7 @@ class Worker:
                 if p.exists() or p.is_symlink():
                     prepare_tree(p, self.uid)
         edits_tests = [p for p in touched if is_test_path(p, self.config.test_globs)]
+        present = [p for p in touched if (self.tree / p).is_file()]
         if edits_tests:
             flags.append("edits-tests")
         if applied_ok:
@@ -271,7 +272,7 @@ class Worker:
                         )
                     )
                     break
-                res, run_flags = self._stage_flags(stage, touched, deadline)
+                res, run_flags = self._stage_flags(stage, present, deadline)
                 for f in run_flags:
                     if f not in flags:
                         flags.append(f)
