@@ -59,11 +59,9 @@ def timeline_episodes(
     store: TimelineStore, snaps: Sequence[Any], cfg: MineConfig, skipped: dict[str, int]
 ) -> list[Episode]:
     def same_diff(before: int, last_red: int, end: int) -> bool:
-        a = set(store.changed_paths(snaps[before], snaps[end]))
-        b = set(store.changed_paths(snaps[last_red], snaps[end]))
-        if a != b:
-            return False
-        return _diff(store, snaps[before], snaps[end]) == _diff(store, snaps[last_red], snaps[end])
+        # both diffs end at the same tree, so they are equal exactly when they start from
+        # the same tree: no need to read anything
+        return bool(snaps[before].tree_id == snaps[last_red].tree_id)
 
     points = [_StatePoint(s) for s in snaps]
     return find_episodes(points, bounds_of(cfg), same_diff=same_diff, skipped=skipped)
@@ -92,12 +90,13 @@ def mine_store(
 
 def episode_example(store: TimelineStore, snaps: Sequence[Any], ep: Episode) -> Example:
     base, end = snaps[ep.base], snaps[ep.end]
-    diff, touched = _diff(store, base, end)
+    touched = sorted(store.changed_paths(base, end))
     diags = list(base.build.diagnostics) if ep.kind == "fix" else []
-    existing = store.file_list(base)
     seeds = touched + [_rel(store, d.file) for d in diags]
-    ctx_paths = relevant_files(seeds, existing)
-    files = decode_files(store.read_files(base, ctx_paths))
+    ctx_paths = relevant_files(seeds, store.file_list(base))
+    old = store.read_files(base, sorted(set(touched) | set(ctx_paths)))
+    diff = render(old, store.read_files(end, touched), touched)
+    files = decode_files({p: old[p] for p in ctx_paths if p in old})
     return Example(
         source=f"timeline:{store.workspace}",
         kind=ep.kind,
