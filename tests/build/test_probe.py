@@ -206,3 +206,29 @@ def test_config_from_environment(monkeypatch) -> None:
     monkeypatch.setenv("BACTRIAN_BUILD_LOW_PRIORITY", "no")
     cfg = BuildConfig.load()
     assert cfg.timeout_s == 12 and cfg.low_priority is False
+
+
+def test_a_grandchild_holding_the_output_open_does_not_hang_the_probe(tmp_path: Path) -> None:
+    pidfile = tmp_path / "escaped"
+    # setsid: the sleeper leaves the build's process group but keeps its stdout (our pipe)
+    cmd = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' & echo built"
+    try:
+        res = CommandProbe(command=cmd, timeout_s=120).run(tmp_path)
+        assert res.state is BuildState.GREEN, res.log
+        assert "built" in res.log and "kept its output open" in res.log
+    finally:
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), 9)
+
+
+def test_huge_output_is_capped_in_memory_but_keeps_the_tail_errors(tmp_path: Path) -> None:
+    tail_error = 'File "a.ml", line 1, characters 0-1:\nError: Unbound value z'
+    cmd = f"head -c 5000000 /dev/zero | tr '\\0' y; echo; printf '%s\\n' '{tail_error}'; exit 1"
+    res = CommandProbe(command=cmd, max_output_bytes=100_000, max_log_bytes=50_000).run(tmp_path)
+    assert res.state is BuildState.RED
+    assert [d.message for d in res.diagnostics] == ["Unbound value z"]
+    assert "dropped" in res.log or "elided" in res.log
+    assert len(res.log.encode()) < 51_000

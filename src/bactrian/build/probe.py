@@ -18,6 +18,7 @@ A probe answers "does this workspace build?" with a :class:`bactrian.types.Build
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import dataclasses
@@ -29,6 +30,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +42,9 @@ from bactrian.config import data_dir, load_section
 from bactrian.errors import BuildProbeError, ConfigError
 from bactrian.registry import Registry
 from bactrian.types import BuildResult, BuildState, Diagnostic
+
+MAX_OUTPUT_BYTES = 32_000_000
+OUTPUT_GRACE_S = 1.0
 
 # Things to tell the user when a build tool is missing, by the command's first word.
 INSTALL_HINTS: dict[str, str] = {
@@ -181,6 +186,62 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         return
 
 
+class _OutputReader:
+    """Reads a process's output on a thread, keeping at most ``cap`` bytes (head and tail)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], cap: int) -> None:
+        self._stream = proc.stdout
+        self._half = max(cap // 2, 1)
+        self._head = bytearray()
+        self._tail: collections.deque[bytes] = collections.deque()
+        self._tail_len = 0
+        self._dropped = 0
+        self._notes: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="build-output", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self._stream is not None
+        fd = self._stream.fileno()
+        try:
+            while chunk := os.read(fd, 65536):
+                with self._lock:
+                    self._add(chunk)
+        except (OSError, ValueError):
+            pass
+
+    def _add(self, chunk: bytes) -> None:
+        room = self._half - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self._tail.append(chunk)
+        self._tail_len += len(chunk)
+        while self._tail_len - len(self._tail[0]) >= self._half:
+            old = self._tail.popleft()
+            self._tail_len -= len(old)
+            self._dropped += len(old)
+
+    def join(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def note(self, line: str) -> None:
+        self._notes.append(line)
+
+    def data(self) -> str:
+        with self._lock:
+            head = bytes(self._head).decode("utf-8", "replace")
+            tail = b"".join(self._tail).decode("utf-8", "replace")
+            dropped = self._dropped
+        mid = f"\n[… bactrian: {dropped} bytes of build output dropped …]\n" if dropped else ""
+        notes = "".join(f"\n{n}" for n in self._notes)
+        return head + mid + tail + notes
+
+
 # ---------------------------------------------------------------- command probe
 
 
@@ -195,6 +256,7 @@ class CommandProbe:
     low_priority: bool = True
     max_log_bytes: int = 200_000
     lock_wait_s: float | None = None
+    max_output_bytes: int = MAX_OUTPUT_BYTES  # held in memory and parsed (head + tail)
     env: Mapping[str, str] = field(default_factory=dict)  # added to os.environ
     _cache: dict[str, tuple[str, BuildResult]] = field(default_factory=dict, repr=False)
 
@@ -283,21 +345,32 @@ class CommandProbe:
             return self._result(
                 BuildState.UNKNOWN, t0, f"bactrian: cannot start the build: {exc}", None
             )
+        reader = _OutputReader(proc, self.max_output_bytes)
         try:
-            out, _ = proc.communicate(timeout=self.timeout_s)
+            proc.wait(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            out, _ = proc.communicate()
-            text = out.decode("utf-8", "replace")
+            reader.join(OUTPUT_GRACE_S)
             msg = (
                 f"\nbactrian: build timed out after {self.timeout_s:g} s; its process group was "
                 "killed. Raise [build] timeout_s if the build is just slow."
             )
-            return self._result(BuildState.UNKNOWN, t0, text + msg, None)
+            return self._result(BuildState.UNKNOWN, t0, reader.data() + msg, None)
         except BaseException:
             _kill_group(proc)
             raise
-        text = out.decode("utf-8", "replace")
+        if not reader.join(OUTPUT_GRACE_S):
+            # The build exited but something it started still holds its output open: stop any
+            # stragglers still in its process group and go on with what we have.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            if not reader.join(0.5):
+                reader.note(
+                    "bactrian: a process the build started kept its output open after the build "
+                    "exited; stopped reading it."
+                )
+        out = reader.data()
+        text = out
         code = proc.returncode
         if code in (126, 127):
             return self._missing(t0, text, code)
