@@ -14,6 +14,11 @@ from .projects import run_dune, write_project
 ERRORS = {
     "lib/a.ml": "let x = undefined_thing 3\n",
     "lib/b.ml": "let x = (1 +\nlet y = 2\n",
+    "lib/b2.ml": "let x = (1 + 2\nlet y = 3\n",
+    "lib/l1.ml": 'let x = "abc\n',
+    "lib/l2.ml": "let x = 1 (* abc\n",
+    "lib/l3.ml": "let x = 1 \001\n",
+    "lib/l4.ml": "let g = 08x\n",
     "lib/c.ml": "let unused_fn x =\n  let y = 3 in\n  x\n",
     "lib/c.mli": "",
     "lib/d.ml": "module M = Missing_module.Bar\n",
@@ -65,6 +70,29 @@ def test_syntax_error(by_file) -> None:
     (b,) = by_file["lib/b.ml"]
     assert b.kind == "syntax" and b.line == 3 and b.severity is Severity.ERROR
     assert classify([b]) == "syntax"
+
+
+def test_unmatched_paren_note_stays_with_its_syntax_error(by_file) -> None:
+    (b2,) = by_file["lib/b2.ml"]
+    assert (b2.kind, b2.line, b2.col) == ("syntax", 2, 0)
+    assert b2.message.splitlines() == [
+        "Syntax error: ')' expected",
+        "File \"lib/b2.ml\", line 1, characters 8-9: This '(' might be unmatched",
+    ]
+
+
+@pytest.mark.parametrize(
+    "file,first",
+    [
+        ("lib/l1.ml", "String literal not terminated"),
+        ("lib/l2.ml", "Comment not terminated"),
+        ("lib/l3.ml", "Illegal character (\\001)"),
+        ("lib/l4.ml", "Unknown modifier 'x' for literal 08x"),
+    ],
+)
+def test_lexer_errors_are_syntax_errors(by_file, file: str, first: str) -> None:
+    (d,) = by_file[file]
+    assert d.kind == "syntax" and d.message == first
 
 
 def test_warnings_as_errors_in_dev_profile(by_file) -> None:

@@ -25,6 +25,7 @@ Other languages plug in through :data:`PARSERS` (``parse_diagnostics(text, langu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 from collections.abc import Callable, Iterable
@@ -62,10 +63,11 @@ _CD_COMMAND = re.compile(r"^\(cd (?P<dir>\S+) && (?P<cmd>.*)\)\s*$")
 _BUILD_PREFIX = re.compile(r"^(?:\./)?_build/[^/]+/")
 _WATCH_BANNER = re.compile(r"^\*+ NEW BUILD \*+$")
 
-_SYNTAX = re.compile(
+_SYNTAX = re.compile(  # parser and lexer errors (ocaml/parsing/syntaxerr.ml, lexer.mll)
     r"Syntax error|Illegal character|String literal not terminated|"
     r"Comment not terminated|unterminated (?:string|comment)|This comment contains an "
-    r"unterminated|Invalid literal",
+    r"unterminated|Invalid literal|Unknown modifier .* for literal|Illegal escape|"
+    r"Illegal backslash escape|is a keyword, it cannot be used|Invalid encoding",
     re.IGNORECASE,
 )
 _UNBOUND = re.compile(
@@ -161,6 +163,7 @@ def parse_ocaml(text: str, *, root: str | None = None) -> list[Diagnostic]:
     lines = _strip_ansi(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
     out: list[Diagnostic] = []
     loc: tuple[str, int, int, int, int] | None = None
+    header = ""
     i = 0
     n = len(lines)
     while i < n:
@@ -168,6 +171,7 @@ def parse_ocaml(text: str, *, root: str | None = None) -> list[Diagnostic]:
         h = _HEADER.match(line)
         if h:
             loc = _header_loc(h, root)
+            header = line.rstrip().rstrip(":")
             i += 1
             while i < n and _EXCERPT.match(lines[i]):
                 i += 1
@@ -188,6 +192,17 @@ def parse_ocaml(text: str, *, root: str | None = None) -> list[Diagnostic]:
             diags, i = _parse_test_run(lines, i + 1, cd["dir"], cd["cmd"], root)
             out.extend(diags)
             loc = None
+            continue
+        if loc is not None and out and line[:1].isspace() and line.strip():
+            # A secondary location of the previous error ("This '(' might be unmatched"):
+            # keep it in that error's message, the way OCaml nests such notes.
+            j = i + 1
+            while j < n and not _is_terminator(lines[j]):
+                j += 1
+            note = _message(f"{header}: {line.strip()}", lines[i + 1 : j])
+            out[-1] = dataclasses.replace(out[-1], message=f"{out[-1].message}\n{note}")
+            loc = None
+            i = j
             continue
         if not _EXCERPT.match(line):
             loc = None
