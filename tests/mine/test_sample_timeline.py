@@ -94,3 +94,17 @@ def test_mined_diffs_apply_to_their_materialised_base(
             assert ex.diagnostics[0]["file"] in ex.prompt
     syntax = next(e for e in result.examples if e.kind == "fix" and e.stats["steps"] == [2, 3])
     assert syntax.prompt.startswith("fix the syntax error in report.ml")
+
+
+def test_mine_to_dataset_for_the_demo(
+    replayed: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bactrian.mine.mining import mine_to_dataset
+
+    _data_env(replayed, monkeypatch)
+    monkeypatch.setenv("BACTRIAN_DATA_DIR", str(tmp_path / "fresh-data"))
+    monkeypatch.setenv("BACTRIAN_SNAPSHOT_STORE_DIR", str(replayed.parent / "data" / "snapshots"))
+    examples, stats = mine_to_dataset([replayed], tmp_path / "ds")
+    assert len(examples) == len(EXPECTED_EPISODES)
+    assert stats["examples"] == len(examples)
+    assert set(stats["by_split"]) <= {"train", "rl", "heldout"} and "heldout" in stats["by_split"]

@@ -90,7 +90,7 @@ class DeterministicDescriber:
             return _FIX_PHRASE["test"].format(f=name)
         phrase = _FIX_PHRASE.get(first.kind, "fix the error in {f}").format(f=name)
         if len(errors) > 1 and len({d.file for d in errors}) == 1:
-            phrase = phrase.replace("the ", "the ", 1).replace(" error in", " errors in", 1)
+            phrase = phrase.replace(" error in", " errors in", 1)
         return phrase
 
     def _change(self, ex: Example) -> str:
@@ -99,31 +99,35 @@ class DeterministicDescriber:
         new_defs: list[tuple[str, str]] = []
         changed_defs: list[tuple[str, str]] = []
         for f in files:
+            if is_test_path(f.path):
+                continue
             removed_names = {m.group(1) for line in f.removed if (m := _DEF.match(line))}
             for line in f.added:
                 m = _DEF.match(line)
-                if not m or line.startswith((" ", "\t")):
+                if not m or line[:1].isspace():
                     continue
                 name = m.group(1)
                 bucket = changed_defs if name in removed_names else new_defs
                 if (name, f.path) not in bucket:
                     bucket.append((name, f.path))
+        tests = [f for f in files if is_test_path(f.path)]
         code_files = [f for f in files if not is_test_path(f.path)]
+        and_test = " and add a test" if tests else ""
         if not code_files and files:
             return f"add tests for {_module_of(files[0].path)}"
-        if all(f.deleted for f in files):
-            return "remove " + ", ".join(posixpath.basename(f.path) for f in files)
+        if code_files and all(f.deleted for f in code_files):
+            return "remove " + ", ".join(_module_of(f.path) for f in code_files)
         if new_defs:
             names = list(dict.fromkeys(n for n, _ in new_defs))
-            path = next(p for _, p in new_defs)
+            path = new_defs[0][1]
             if len(names) == 1 and names[0] in _PER_TYPE and "type t" in context:
-                return f"add a {names[0]} for t"
-            listed = " and ".join(names[:2]) + (" and more" if len(names) > 2 else "")
-            return f"add {listed} to {_module_of(path)}"
+                return f"add a {names[0]} for t{and_test}"
+            return f"add {' and '.join(names[:2])} to {_module_of(path)}{and_test}"
         if changed_defs:
             names = list(dict.fromkeys(n for n, _ in changed_defs))
-            return f"change {' and '.join(names[:2])} in {_module_of(changed_defs[0][1])}"
-        return f"update {', '.join(_module_of(f.path) for f in files[:2])}"
+            return f"change {' and '.join(names[:2])} in {_module_of(changed_defs[0][1])}{and_test}"
+        where = ", ".join(_module_of(f.path) for f in code_files[:2])
+        return f"update {where}{and_test}"
 
     def _detail(self, ex: Example, text: str) -> str:
         stats = [f"{f.path} (+{len(f.added)} -{len(f.removed)})" for f in split_files(ex.diff)]

@@ -99,3 +99,26 @@ def mine_vcs(
     cfg = config or MineConfig()
     candidates, skipped = mine_history(repo, rev_range, cfg, kind=kind)
     return finish(candidates, skipped, cfg, source=f"vcs:{repo}", db=db, describer=describer)
+
+
+def mine_to_dataset(
+    workspaces: Iterable[Path],
+    out: Path,
+    config: MineConfig | None = None,
+    *,
+    db: ExampleDB | None = None,
+) -> tuple[list[Example], dict[str, Any]]:
+    """Mine ``workspaces`` into the examples database, build a dataset from everything mined so
+    far into ``out``, and return (the examples mined now, the dataset's stats) — the demo's
+    step 3."""
+    from bactrian.mine.dataset import build_dataset, dataset_stats, load_dataset_config
+
+    own = db is None
+    db = db or ExampleDB()
+    try:
+        result = mine_workspaces(workspaces, config, db=db)
+        build_dataset(out, db.all(), load_dataset_config(), mining_reports=db.reports())
+    finally:
+        if own:
+            db.close()
+    return result.examples, dataset_stats(out)
