@@ -18,6 +18,7 @@ from bactrian.diffs.ladder import (
     LadderConfig,
     Placement,
     _adapt,
+    _choose,
     similarity,
 )
 from bactrian.diffs.model import Hunk
@@ -151,8 +152,11 @@ def _evaluate(
     return _Cand(start, end, out, quality, matched, score)
 
 
-def _select(cands: list[_Cand], fuzzy: bool, config: LadderConfig) -> _Cand | str:
-    """The winning candidate, or a reason why none wins."""
+def _select(
+    cands: list[_Cand], fuzzy: bool, config: LadderConfig, expected: int | None
+) -> _Cand | str:
+    """The winning candidate, or a reason why none wins. Rivals in other regions that fit
+    about as well make the hunk ambiguous, unless its line numbers clearly point at one."""
     best_by_result: dict[tuple[int, int, tuple[str, ...]], _Cand] = {}
     for c in cands:
         key = (c.start, c.end, tuple(c.lines))
@@ -160,24 +164,28 @@ def _select(cands: list[_Cand], fuzzy: bool, config: LadderConfig) -> _Cand | st
             best_by_result[key] = c
     ranked = sorted(best_by_result.values(), key=lambda c: c.quality, reverse=True)
     best = ranked[0]
+    contenders = [best]
     for other in ranked[1:]:
-        overlaps = other.start < best.end and best.start < other.end
-        if overlaps:
+        if other.start < best.end and best.start < other.end:
             if other.quality == best.quality:
                 return f"ambiguous: two alignments near line {best.start + 1} fit equally well"
             continue
         if fuzzy:
-            if best.score - other.score < config.fuzzy_margin:
-                return (
-                    f"ambiguous: similar places at lines {best.start + 1} and "
-                    f"{other.start + 1} (similarity {best.score:.2f} vs {other.score:.2f})"
-                )
-        elif other.matched >= best.matched - 1:
-            return (
-                f"ambiguous: the hunk's context fits at lines {best.start + 1} and "
-                f"{other.start + 1}"
-            )
-    return best
+            close = best.score - other.score < config.fuzzy_margin
+        else:
+            close = other.matched >= best.matched - 1
+        if close and not any(
+            o.start < c.end and c.start < o.end for c in contenders for o in [other]
+        ):
+            contenders.append(other)
+    if len(contenders) == 1:
+        return best
+    if expected is not None:
+        pos = _choose([c.start for c in contenders], expected, 0)
+        if pos is not None:
+            return next(c for c in contenders if c.start == pos)
+    where = ", ".join(str(c.start + 1) for c in sorted(contenders, key=lambda c: c.start)[:5])
+    return f"ambiguous: the hunk fits about equally well at lines {where}"
 
 
 def align_place(
@@ -203,7 +211,7 @@ def align_place(
                 cands.append(c)
         if not cands:
             continue
-        chosen = _select(cands, fuzzy, config)
+        chosen = _select(cands, fuzzy, config, expected)
         if isinstance(chosen, str):
             raise HunkFailed(chosen)
         off = chosen.start - expected if expected is not None else 0
