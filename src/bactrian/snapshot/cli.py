@@ -64,26 +64,26 @@ def take(workspace: Path, build_cmd: str | None, probe: str | None, as_json: boo
 @click.option("--build-cmd", help="Shell command whose result is the build status.")
 @click.option("--probe", help="Build probe name (auto, dune, command, dune-watch, none).")
 @click.option("--foreground", is_flag=True, help="Run in this process instead of the background.")
+@click.option("--config-json", type=click.Path(dir_okay=False, path_type=Path), hidden=True)
 def start(
     workspace: Path,
     interval: float | None,
     build_cmd: str | None,
     probe: str | None,
     foreground: bool,
+    config_json: Path | None,
 ) -> None:
     """Start the snapshot daemon for WORKSPACE (refused if one already runs)."""
     from bactrian.snapshot import daemon
 
-    config = load_config(interval_s=interval, build_cmd=build_cmd, probe=probe)
+    if config_json is not None:  # the settings a parent `start` resolved for its daemon
+        config = daemon.config_from_file(config_json)
+    else:
+        config = load_config(interval_s=interval, build_cmd=build_cmd, probe=probe)
     if foreground:
         daemon.run_daemon(workspace, config)
         return
-    extra: list[str] = []
-    if build_cmd:
-        extra += ["--build-cmd", build_cmd]
-    if probe:
-        extra += ["--probe", probe]
-    st = daemon.start_daemon(workspace, config, extra_args=extra)
+    st = daemon.start_daemon(workspace, config)
     click.echo(
         f"Recording {st.workspace} every {config.interval_s:g}s (pid {st.pid}); log: {st.log}"
     )

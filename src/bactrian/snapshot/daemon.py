@@ -8,8 +8,10 @@ is refused. SIGTERM (``bactrian snapshot stop``) finishes the current snapshot a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bactrian.errors import BactrianError, StoreError, StoreLockedError
+from bactrian.config import load_section
+from bactrian.errors import BactrianError, ConfigError, StoreError, StoreLockedError
 from bactrian.snapshot.config import SnapshotConfig, load_config
 from bactrian.snapshot.store import Store, resolve_workspace, store_root
 from bactrian.snapshot.take import open_for_writing, record, resolve_probe
@@ -132,6 +135,21 @@ def run_daemon(
         log.info("stopped recording %s", store.workspace)
 
 
+def config_to_dict(config: SnapshotConfig) -> dict[str, Any]:
+    d = dataclasses.asdict(config)
+    d["store_dir"] = str(config.resolved_store_dir())
+    return d
+
+
+def config_from_file(path: Path) -> SnapshotConfig:
+    """The exact settings a parent ``start`` handed to its background daemon."""
+    try:
+        data = json.loads(path.read_text())
+        return load_section(SnapshotConfig, "snapshot", file_data={"snapshot": data}, env={})
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Cannot read daemon settings {path}: {exc}.") from exc
+
+
 @dataclass
 class DaemonStatus:
     workspace: str
@@ -175,7 +193,6 @@ def start_daemon(
     workspace: Path | str,
     config: SnapshotConfig | None = None,
     *,
-    extra_args: list[str] | None = None,
     wait_s: float = 10.0,
 ) -> DaemonStatus:
     """Start a background daemon (``bactrian snapshot start --foreground`` in a new session,
@@ -189,20 +206,11 @@ def start_daemon(
             f"A snapshot daemon (pid {_read_pid(root) or '?'}) is already recording {ws}. "
             f"Stop it first with `bactrian snapshot stop {ws}`."
         )
-    argv = [
-        sys.executable,
-        "-m",
-        "bactrian.cli",
-        "-v",
-        "snapshot",
-        "start",
-        str(ws),
-        "--foreground",
-    ]
-    argv += ["--interval", str(config.interval_s)] + (extra_args or [])
+    settings = root / "daemon.config.json"
+    settings.write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+    argv = [sys.executable, "-m", "bactrian.cli", "-v", "snapshot", "start", str(ws)]
+    argv += ["--foreground", "--config-json", str(settings)]
     env = dict(os.environ)
-    if config.store_dir:
-        env["BACTRIAN_SNAPSHOT_STORE_DIR"] = str(config.store_dir)
     with open(root / "daemon.log", "ab") as out:
         proc = subprocess.Popen(
             argv,
