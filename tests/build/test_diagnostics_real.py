@@ -213,3 +213,22 @@ def test_green_build_has_no_diagnostics(tmp_path: Path) -> None:
     assert code == 0
     assert parse_diagnostics(text, "ocaml") == []
     assert classify([]) == "ok"
+
+
+def test_failed_diff_action_under_runtest(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        {
+            "t/dune": '(rule (with-stdout-to actual.txt (echo "a\\nb\\nworld\\n")))\n'
+            "(rule (alias runtest) (action (diff expected.txt actual.txt)))\n",
+            "t/expected.txt": "a\nb\nthere\n",
+        },
+    )
+    code, text = run_dune(root, "@runtest")
+    assert code == 1, text
+    (d,) = parse_ocaml(text)
+    assert (d.file, d.line, d.kind, d.severity) == ("t/expected.txt", 1, "test", Severity.ERROR)
+    lines = d.message.splitlines()
+    assert "dune promote" in lines[0]
+    assert "-there" in lines and "+world" in lines
+    assert classify([d]) == "test"

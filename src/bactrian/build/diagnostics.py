@@ -58,7 +58,12 @@ _SHORT_ACTION = re.compile(
     r"cc|gcc|cp|run|bash|sh|echo|diff|cmp|promote|mv|install|ocamlmerlin|refmt)"
     r" \S.*$"
 )
-_ALIAS_ACTION = re.compile(r"^\s*\S+ alias \S+(?: \(exit \d+\)| \(got signal \w+\))?\s*$")
+_ALIAS_ACTION = re.compile(
+    r"^\s*\S+ alias \S+(?: \(exit \d+\)| \(got signal \w+\))?\s*$"
+    r"|^\s*\S+ .*\((?:exit \d+|got signal \w+)\)\s*$"  # any failed action
+)
+_DIFF_LINE = re.compile(r"^(?:diff |index |--- |\+\+\+ |@@ |[ +-]|\\ No newline)")
+_HUNK = re.compile(r"^@@ -(\d+)")
 _CD_COMMAND = re.compile(r"^\(cd (?P<dir>\S+) && (?P<cmd>.*)\)\s*$")
 _BUILD_PREFIX = re.compile(r"^(?:\./)?_build/[^/]+/")
 _WATCH_BANNER = re.compile(r"^\*+ NEW BUILD \*+$")
@@ -187,13 +192,20 @@ def parse_ocaml(text: str, *, root: str | None = None) -> list[Diagnostic]:
             loc = None
             i = j
             continue
+        if loc is not None and _ALIAS_ACTION.match(line):
+            diff = _promotion_diff(lines, i + 1, loc)
+            if diff is not None:
+                out.append(diff[0])
+                i = diff[1]
+                loc = None
+                continue
         cd = _CD_COMMAND.match(line)
         if cd:
             diags, i = _parse_test_run(lines, i + 1, cd["dir"], cd["cmd"], root)
             out.extend(diags)
             loc = None
             continue
-        if loc is not None and out and line[:1].isspace() and line.strip():
+        if loc is not None and out and line[:1].isspace() and not _is_terminator(line):
             # A secondary location of the previous error ("This '(' might be unmatched"):
             # keep it in that error's message, the way OCaml nests such notes.
             j = i + 1
@@ -208,6 +220,35 @@ def parse_ocaml(text: str, *, root: str | None = None) -> list[Diagnostic]:
             loc = None
         i += 1
     return out
+
+
+def _promotion_diff(
+    lines: list[str], i: int, loc: tuple[str, int, int, int, int]
+) -> tuple[Diagnostic, int] | None:
+    """A failed ``(diff a b)`` action or expect test: ``File "t/expected.txt", line 1…``, the
+    failed action line, ``(cd _build/default && … diff … a b)`` and the diff. One ``test``
+    diagnostic at the first hunk's line; the message is the diff's hunks."""
+    if i >= len(lines):
+        return None
+    cd = _CD_COMMAND.match(lines[i])
+    if not cd or "diff" not in cd["cmd"]:
+        return None
+    j = i + 1
+    body: list[str] = []
+    while j < len(lines) and lines[j] and _DIFF_LINE.match(lines[j]):
+        if not lines[j].startswith(("diff ", "index ")):
+            body.append(lines[j].rstrip())
+        j += 1
+    file, line, _, _, _ = loc
+    first_hunk = next((int(m[1]) for b in body if (m := _HUNK.match(b))), None)
+    if first_hunk:
+        line = max(first_hunk, 1)
+    shown = body[:60] + ([f"[… {len(body) - 60} more diff lines …]"] if len(body) > 60 else [])
+    message = "\n".join(
+        ["Output differs from the expected one (`dune promote` accepts it):", *shown]
+    )
+    diag = Diagnostic(file, line, 0, line, 0, Severity.ERROR, message, "test", None)
+    return diag, j
 
 
 # ---------------------------------------------------------------- alcotest (dune runtest)
