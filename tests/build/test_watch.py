@@ -217,3 +217,20 @@ def test_edit_newer_than_the_last_build_is_unknown_until_rebuilt(tmp_path: Path)
         (tmp_path / "_build" / "log").write_text("x")
         os.utime(tmp_path / "_build" / "log", (later, later))
         assert WatchProbe(wait_s=0, stale_s=0).run(tmp_path).state is BuildState.RED
+
+
+@needs_inotify
+def test_kill_9_of_the_wrapper_stops_dune_and_reads_as_no_watcher(watched) -> None:
+    ws, proc = watched
+    status = _await_state(ws, "green")
+    assert status.child_pid
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    # the pty closes with the wrapper: the kernel hangs up dune's session
+    deadline = time.monotonic() + 20
+    while not _zombie(status.child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _zombie(status.child_pid), "dune outlived its wrapper"
+    assert not watcher_alive(ws)
+    res = WatchProbe(wait_s=0, stale_s=0).run(ws)
+    assert res.state is BuildState.UNKNOWN and "no watch-mode build is running" in res.log
