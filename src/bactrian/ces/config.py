@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bactrian.config import data_dir, load_section
+from bactrian.errors import ConfigError
 
 DEFAULT_REWARD_WEIGHTS: dict[str, float] = {
     "apply": 0.1,
@@ -58,6 +59,25 @@ class CESConfig:
     reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
     test_globs: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_GLOBS))
     edits_tests_policy: str = "fail"  # "fail": a diff touching tests cannot pass `test`
+
+    def __post_init__(self) -> None:
+        choices = {
+            "reward_mode": ("graded", "binary"),
+            "edits_tests_policy": ("fail",),
+            "adapter": ("auto", "dune", "generic"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"[ces] {name} = {getattr(self, name)!r} is not valid: use one of "
+                    f"{', '.join(repr(a) for a in allowed)}."
+                )
+        unknown = sorted(set(self.reward_weights) - set(DEFAULT_REWARD_WEIGHTS))
+        if unknown:
+            raise ConfigError(
+                f"[ces] reward_weights names unknown stage(s) {', '.join(unknown)}: the stages "
+                f"are {', '.join(DEFAULT_REWARD_WEIGHTS)}."
+            )
 
     @classmethod
     def load(cls, **overrides: Any) -> CESConfig:
