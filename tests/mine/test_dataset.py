@@ -125,3 +125,18 @@ def test_vcs_examples_persist_and_materialise_their_base(tmp_path: Path) -> None
     part2 = next(e for e in stored if e.kind == "vcs-part" and e.base["part"] == 2)
     dest = materialize_base(part2, tmp_path / "p2")
     assert (dest / "src" / "stats.ml").exists(), "earlier parts are applied to the base"
+
+
+def test_a_hashed_share_of_workspaces_is_held_out_whole() -> None:
+    items = [ex(i, ws=f"/ws/{i % 4}") for i in range(40)]
+    kept, rule = assign_splits(items, DatasetConfig(heldout_workspace_fraction=0.25))
+    held = rule["heldout_workspaces"]
+    assert len(held) == 1
+    assert {e.split for e in kept if e.workspace in held} == {"heldout"}
+    others = [e for e in kept if e.workspace not in held]
+    assert {"train", "rl", "heldout"} == {e.split for e in others}
+    again, _ = assign_splits(
+        [ex(i, ws=f"/ws/{i % 4}") for i in range(40)],
+        DatasetConfig(heldout_workspace_fraction=0.25),
+    )
+    assert [e.split for e in again] == [e.split for e in kept]

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bactrian.mine.config import MineConfig
 from bactrian.mine.example import Example
 from bactrian.mine.filters import MiningReport, apply_filters, strip_ocaml_comments
-from bactrian.mine.textdiff import render
+from bactrian.mine.textdiff import normalised_hash, render
 
 
 def ex(old: dict[str, str], new: dict[str, str], kind: str = "change") -> Example:
@@ -95,3 +98,28 @@ def test_report_counts_every_candidate() -> None:
     ]
     kept, report = run(items)
     assert report.candidates == 2 and report.kept == 1 and report.dropped == {"empty": 1}
+
+
+code_lines = st.lists(
+    st.sampled_from(["let a = 1", "let b = a + 1", "x |> f", "(* c *)"]), min_size=1, max_size=6
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    code_lines,
+    code_lines,
+    st.integers(min_value=0, max_value=20),
+    st.integers(min_value=0, max_value=4),
+)
+def test_near_hash_ignores_position_and_indentation(
+    before: list[str], added: list[str], offset: int, indent: int
+) -> None:
+    head = "".join(f"let pad{i} = {i}\n" for i in range(offset))
+    base = "\n".join(before) + "\n"
+    plain = ex({"a.ml": base}, {"a.ml": base + "\n".join(added) + "\n"})
+    moved = ex(
+        {"a.ml": head + base},
+        {"a.ml": head + base + "\n".join(" " * indent + line for line in added) + "\n"},
+    )
+    assert normalised_hash(plain.diff) == normalised_hash(moved.diff)

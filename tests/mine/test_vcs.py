@@ -100,3 +100,10 @@ def test_not_a_repository_and_bad_range_are_clear_errors(tmp_path: Path) -> None
     git = make_git(tmp_path / "g")
     with pytest.raises(MiningError, match="rev-list"):
         mine_history(git, "nope..HEAD")
+
+
+def test_hg_accepts_a_git_style_range(tmp_path: Path) -> None:
+    hg = make_hg(tmp_path / "h")
+    by_revset, _ = mine_history(hg, "1:tip")
+    by_range, _ = mine_history(hg, "0..tip")
+    assert _comparable(by_range) == _comparable(by_revset)

@@ -6,13 +6,15 @@ Split rule (recorded in ``manifest.json``): examples are grouped so that nothing
 straddles splits (the fix and change of one red valley share their end snapshot; the parts of
 one commit share the commit). Groups are ordered by time: the latest ``heldout_fraction`` go to
 ``heldout``, the ``rl_fraction`` before them to ``rl``, the rest to ``train``. Whole workspaces
-listed in ``heldout_workspaces`` go to ``heldout``. Finally an example of ``train``/``rl`` whose
+listed in ``heldout_workspaces`` (and a hash-chosen ``heldout_workspace_fraction`` of them) go
+to ``heldout``. Finally an example of ``train``/``rl`` whose
 normalised diff hash equals one in a later split (``rl``, ``heldout``) is dropped, so no
 near-duplicate crosses splits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -38,6 +40,7 @@ class DatasetConfig:
     heldout_fraction: float = 0.2
     rl_fraction: float = 0.2
     heldout_workspaces: list[str] = field(default_factory=list)
+    heldout_workspace_fraction: float = 0.0  # also hold out this share of workspaces (by hash)
 
 
 def load_dataset_config(**overrides: Any) -> DatasetConfig:
@@ -62,7 +65,9 @@ def assign_splits(
     groups: dict[str, list[Example]] = {}
     for ex in examples:
         groups.setdefault(group_key(ex), []).append(ex)
-    held_ws = set(cfg.heldout_workspaces)
+    held_ws = set(cfg.heldout_workspaces) | _hashed_workspaces(
+        {e.workspace for e in examples}, cfg.heldout_workspace_fraction
+    )
     timed = sorted(
         (g for g in groups.values() if g[0].workspace not in held_ws),
         key=lambda g: (min(e.created_at for e in g), g[0].id),
@@ -101,11 +106,21 @@ def assign_splits(
         "heldout_fraction": cfg.heldout_fraction,
         "rl_fraction": cfg.rl_fraction,
         "heldout_workspaces": sorted(held_ws),
+        "heldout_workspace_fraction": cfg.heldout_workspace_fraction,
         "heldout_from_time": cutoff,
         "cross_split_near_duplicates_dropped": dropped,
         "text": __doc__.split("Split rule", 1)[1].split("\n\n")[0].strip() if __doc__ else "",
     }
     return kept, rule
+
+
+def _hashed_workspaces(workspaces: set[str], fraction: float) -> set[str]:
+    """A stable choice of ``fraction`` of ``workspaces`` (by hash, never all of them)."""
+    if fraction <= 0 or len(workspaces) < 2:
+        return set()
+    n = min(len(workspaces) - 1, math.ceil(len(workspaces) * fraction))
+    ranked = sorted(workspaces, key=lambda w: hashlib.sha256(w.encode()).hexdigest())
+    return set(ranked[:n])
 
 
 def build_dataset(

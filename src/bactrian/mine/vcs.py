@@ -164,6 +164,9 @@ class HgReader:
         return _run(["hg", "-R", str(self.repo), *args], self.repo)
 
     def commits(self, rev_range: str) -> list[Commit]:
+        if ".." in rev_range and "::" not in rev_range:  # git-style A..B → only(B, A)
+            a, _, b = rev_range.partition("..")
+            rev_range = f"only({b or '.'}, {a})"
         tmpl = "{node}\\0{p1.node}\\0{p2.node}\\0{date|hgdate}\\0{desc}\\0\\0"
         raw = self.hg("log", "-r", f"sort({rev_range}, rev)", "-T", tmpl).decode()
         out = []
