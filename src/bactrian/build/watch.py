@@ -274,6 +274,9 @@ def run_watch(
             stop["sig"] = signum
 
         old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        old[signal.SIGWINCH] = signal.signal(  # pass terminal resizes on to dune
+            signal.SIGWINCH, lambda signum, frame: _set_winsize(fd, out)
+        )
         try:
             code = _pump(fd, pid, tracker, path, out, stop, on_status)
         finally:
