@@ -45,13 +45,17 @@ class NullProbe:
 
 
 def resolve_probe(workspace: Path, config: SnapshotConfig) -> BuildProbe:
-    """The probe the config asks for (``probe = "none"`` → :class:`NullProbe`)."""
+    """The probe the config asks for: a command probe when ``build_cmd`` is set, else
+    ``probe`` (``"none"`` → :class:`NullProbe`, no import of the build machinery)."""
     if config.build_cmd is None and config.probe == "none":
         return NullProbe()
     from bactrian.build.probe import choose_probe
 
     return choose_probe(
-        workspace, probe=config.probe, build_cmd=config.build_cmd, timeout_s=config.build_timeout_s
+        workspace,
+        probe="command" if config.build_cmd else config.probe,  # build_cmd overrides the probe
+        build_cmd=config.build_cmd,
+        timeout_s=config.build_timeout_s,
     )
 
 
