@@ -162,6 +162,9 @@ def test_missing_tool_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
     res = choose_probe(ws).run(ws)
     assert res.state is BuildState.UNKNOWN
     assert "apt-get install ocaml-dune" in res.log
+    res = CommandProbe(command="cd . && no-such-tool-in-chain x").run(tmp_path)
+    assert res.state is BuildState.UNKNOWN
+    assert "`no-such-tool-in-chain`" in res.log.splitlines()[-1]
     res = CommandProbe(command=["no-such-binary-argv"]).run(tmp_path)
     assert res.state is BuildState.UNKNOWN and "no-such-binary-argv" in res.log
 

@@ -26,6 +26,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -272,8 +273,18 @@ class CommandProbe:
         )
         return (priority_prefix() if self.low_priority else []) + base
 
-    def _tool(self) -> str:
-        words = shlex.split(self.command_text) if self.command_text.strip() else []
+    def _tool(self, output: str = "") -> str:
+        # the shell names what it could not find: "sh: 1: foo: not found"
+        m = re.search(
+            r"(?m)^(?:/bin/)?(?:ba|da)?sh: (?:\d+: |line \d+: )?(\S+): (?:command )?not found",
+            output,
+        )
+        if m:
+            return m[1]
+        try:
+            words = shlex.split(self.command_text)
+        except ValueError:
+            words = self.command_text.split()
         for w in words:
             if "=" not in w.split("/")[0]:  # skip VAR=value prefixes
                 return w
@@ -382,7 +393,7 @@ class CommandProbe:
         return self._result(state, t0, text, code, diags)
 
     def _missing(self, t0: float, text: str, code: int | None) -> BuildResult:
-        tool = self._tool()
+        tool = self._tool(text)
         hint = INSTALL_HINTS.get(Path(tool).name, f"install `{tool}` or fix [build] build_cmd")
         msg = (
             f"bactrian: the build command could not run its tool `{tool}` "
