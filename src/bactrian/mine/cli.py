@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,16 @@ def _echo_json(data: Any) -> None:
     type=click.Choice(["deterministic", "llm"]),
     help="Prompt writer (default: llm when a model is configured, else deterministic).",
 )
+@click.option(
+    "--label",
+    is_flag=True,
+    help="Build each kept example's base and target to label "
+    "them (real builds in a temporary directory).",
+)
+@click.option(
+    "--build-cmd",
+    help="Build command for --label (default: dune when the tree has a dune-project).",
+)
 @click.option("--no-store", is_flag=True, help="Do not add the examples to the examples database.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"examples": [...], "report": …}.')
 def mine(
@@ -40,6 +51,8 @@ def mine(
     max_lines: int | None,
     max_files: int | None,
     describer: str | None,
+    label: bool,
+    build_cmd: str | None,
     no_store: bool,
     as_json: bool,
 ) -> None:
@@ -56,15 +69,26 @@ def mine(
     if repo is not None and (workspaces or not rev_range):
         raise click.UsageError("--from-vcs takes --range RANGE and no WORKSPACE arguments.")
     db = None if no_store else ExampleDB()
+    work = tempfile.TemporaryDirectory(prefix="bactrian-label-") if label else None
+    labeller = None
+    if work is not None:
+        from bactrian.mine.label import label_examples
+
+        def labeller(exs: list[Any]) -> Any:
+            assert work is not None
+            return label_examples(exs, Path(work.name), build_cmd=build_cmd)
+
     try:
         if repo is not None:
             assert rev_range is not None
-            result = mine_vcs(repo, rev_range, cfg, kind=vcs, db=db)
+            result = mine_vcs(repo, rev_range, cfg, kind=vcs, db=db, label=labeller)
         else:
-            result = mine_workspaces(list(workspaces), cfg, db=db)
+            result = mine_workspaces(list(workspaces), cfg, db=db, label=labeller)
     finally:
         if db:
             db.close()
+        if work is not None:
+            work.cleanup()
     if as_json:
         _echo_json(result.to_dict())
         return

@@ -3,7 +3,7 @@ descriptions → the examples database. Library functions behind ``bactrian mine
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ def finish(
     source: str,
     db: ExampleDB | None,
     describer: Describer | None,
+    label: Callable[[list[Example]], Any] | None = None,
 ) -> MineResult:
     report = MiningReport()
     for k, v in skipped.items():
@@ -51,6 +52,8 @@ def finish(
     if describer is None:
         describer = make_describer(cfg.describer)
     describe_examples(kept, describer)
+    if label is not None:
+        label(kept)
     stored = db.add(kept) if db else 0
     if db:
         db.record_run(source, report.to_dict())
@@ -64,6 +67,7 @@ def mine_workspaces(
     db: ExampleDB | None = None,
     describer: Describer | None = None,
     snapshot_config: Any = None,
+    label: Callable[[list[Example]], Any] | None = None,
 ) -> MineResult:
     """Mine the recorded timelines of ``workspaces`` (filtered, described, stored in ``db``)."""
     from bactrian.mine.timeline import mine_store
@@ -92,13 +96,16 @@ def mine_vcs(
     kind: str | None = None,
     db: ExampleDB | None = None,
     describer: Describer | None = None,
+    label: Callable[[list[Example]], Any] | None = None,
 ) -> MineResult:
     """Mine VCS history (git ``A..B``, Mercurial revset) into change / vcs-part examples."""
     from bactrian.mine.vcs import mine_history
 
     cfg = config or MineConfig()
     candidates, skipped = mine_history(repo, rev_range, cfg, kind=kind)
-    return finish(candidates, skipped, cfg, source=f"vcs:{repo}", db=db, describer=describer)
+    return finish(
+        candidates, skipped, cfg, source=f"vcs:{repo}", db=db, describer=describer, label=label
+    )
 
 
 def mine_to_dataset(
