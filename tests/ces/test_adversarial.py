@@ -136,6 +136,10 @@ CASES: dict[str, tuple[Callable[[Path], str], Callable[[Verdict], None]]] = {
     "diff-absolute-path": (_escape_abs, apply_refused),
     "diff-dotdot-path": (lambda p: DOTDOT, apply_refused),
     "diff-through-symlink": (lambda p: SYMLINK, apply_refused),
+    "diff-into-build-dir": (
+        lambda p: new_file("_build/default/lib/geom.ml", "let square _ = 0\n"),
+        apply_refused,
+    ),
     "delete-tests": (
         lambda p: udiff("test/test_shapes.ml", FILES["test/test_shapes.ml"], None),
         flagged("edits-tests", never_passes_tests),

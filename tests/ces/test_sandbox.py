@@ -112,3 +112,14 @@ def test_none_sandbox_warns_loudly(tree: Path, caplog: pytest.LogCaptureFixture)
 def test_unknown_sandbox_name() -> None:
     with pytest.raises(UnknownNameError, match="Did you mean: bwrap"):
         get_sandbox("bwarp")
+
+
+def test_many_files_hit_the_disk_watchdog(tree: Path) -> None:
+    # each file is under RLIMIT_FSIZE (8 MB); together they pass the 40 MB disk budget
+    r = run(
+        tree,
+        "i=0; while [ $i -lt 40 ]; do head -c 7000000 /dev/zero > f$i; i=$((i+1)); done; sleep 5",
+        max_disk_mb=40,
+    )
+    assert r.killed and "disk-limit" in r.flags and "sandbox-kill" in r.flags
+    assert sum(p.stat().st_size for p in tree.glob("f*")) < 40 * 7000000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bactrian.ces.config import CESConfig
-from bactrian.ces.types import Verdict
+from bactrian.ces.types import Job, Verdict
 from bactrian.ces.worker import compute_reward
 
 from .conftest import Pool
@@ -106,3 +106,20 @@ def test_reward_modes() -> None:
     binary = CESConfig(reward_mode="binary")
     assert compute_reward("build", False, binary) == 0.0
     assert compute_reward("test", True, binary) == 1.0
+
+
+def test_lenient_application_only_when_allowed_and_flagged(pool: Pool) -> None:
+    # the context line carries trailing blanks the file does not have
+    diff = GREEN.replace(" let square x = x * x\n", " let square x = x * x   \n")
+    assert diff != GREEN
+    strict = pool.one(diff)
+    assert strict.furthest is None and "lenient-apply" not in strict.flags
+    lenient = pool.one(diff, lenient=True)
+    assert lenient.ok and "lenient-apply" in lenient.flags, lenient.to_dict()
+
+
+def test_job_timeout_bounds_the_whole_job(pool: Pool) -> None:
+    loop = append("lib/geom.ml", "let () = while true do () done\n")
+    [v] = pool.backend.evaluate([Job(pool.base, loop, timeout_s=4.0)])
+    assert v.stage("test") is not None and v.stage("test").status == "timeout"  # type: ignore[union-attr]
+    assert sum(s.duration_s for s in v.stages) < 9.0

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bactrian.ces.tree import BUILD_DIRS, VCS_DIRS
 from bactrian.errors import DiffError
+
+RESERVED_DIRS = BUILD_DIRS | VCS_DIRS
 
 
 @dataclass
@@ -35,6 +38,14 @@ def apply_diff(tree: Path, diff: str, *, lenient: bool = False) -> Applied:
     try:
         patch = parse_patch(diff)
         touched = touched_paths(patch)
+        reserved = [p for p in touched if p.split("/")[0] in RESERVED_DIRS]
+        if reserved:
+            return Applied(
+                ok=False,
+                touched=touched,
+                message=f"The diff writes into a build or VCS directory ({', '.join(reserved)}): "
+                "refused. Diffs may change sources only.",
+            )
         result = apply_patch(tree, patch, lenient=lenient)
     except DiffError as exc:
         return Applied(ok=False, message=str(exc))

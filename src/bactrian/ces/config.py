@@ -39,6 +39,7 @@ class Limits:
     max_procs: int = 256  # RLIMIT_NPROC for the sandbox's (mapped) user
     output_bytes: int = 64 * 1024  # kept per stage; the rest is dropped (flag output-truncated)
     max_file_mb: int = 512  # RLIMIT_FSIZE: no single file larger than this
+    max_disk_mb: int = 2048  # kill a stage whose writes shrink the tree's file system this much
 
 
 @dataclass
@@ -55,6 +56,7 @@ class CESConfig:
     max_procs: int = 256
     output_bytes: int = 64 * 1024
     max_file_mb: int = 512
+    max_disk_mb: int = 2048
     reward_mode: str = "graded"  # "graded" | "binary"
     reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
     test_globs: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_GLOBS))
@@ -98,4 +100,5 @@ class CESConfig:
             max_procs=self.max_procs,
             output_bytes=self.output_bytes,
             max_file_mb=self.max_file_mb,
+            max_disk_mb=self.max_disk_mb,
         )

@@ -117,9 +117,20 @@ def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
+def _free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
 def _execute(argv: Sequence[str], *, cwd: Path, env: dict[str, str], limits: Limits) -> RunResult:
-    """Run argv in its own process group; cap output; kill the whole group on timeout."""
+    """Run argv in its own process group; cap output; kill the whole group on timeout, on an
+    output flood, or when the tree's file system loses more than ``max_disk_mb`` (a watchdog
+    on free space: RLIMIT_FSIZE bounds one file, this bounds many)."""
     start = time.monotonic()
+    disk_budget = limits.max_disk_mb * 1024 * 1024
+    free_at_start = _free_bytes(cwd)
+    next_disk_check = start + 0.2
+    disk_full = False
     keep = max(1024, limits.output_bytes)
     hard = keep * HARD_OUTPUT_FACTOR
     head = bytearray()
@@ -144,7 +155,13 @@ def _execute(argv: Sequence[str], *, cwd: Path, env: dict[str, str], limits: Lim
             if remaining <= 0:
                 timed_out = True
                 break
-            ready, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+            now = time.monotonic()
+            if now >= next_disk_check:
+                next_disk_check = now + 0.2
+                if free_at_start - _free_bytes(cwd) > disk_budget:
+                    disk_full = True
+                    break
+            ready, _, _ = select.select([fd], [], [], min(remaining, 0.2))
             if not ready:
                 if proc.poll() is not None:
                     # the child is gone but something in its session may hold the pipe
@@ -166,11 +183,11 @@ def _execute(argv: Sequence[str], *, cwd: Path, env: dict[str, str], limits: Lim
                 flooded = True
                 break
     finally:
-        if timed_out or flooded or proc.poll() is None:
+        if timed_out or flooded or disk_full or proc.poll() is None:
             _kill_group(proc)
         proc.stdout.close()
     try:
-        code = proc.wait(timeout=5 if not (timed_out or flooded) else 10)
+        code = proc.wait(timeout=5 if not (timed_out or flooded or disk_full) else 10)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         code = proc.wait()
@@ -183,13 +200,16 @@ def _execute(argv: Sequence[str], *, cwd: Path, env: dict[str, str], limits: Lim
     flags: list[str] = []
     if truncated:
         flags.append("output-truncated")
-    killed = timed_out or flooded
+    killed = timed_out or flooded or disk_full
     sig = -code if code is not None and code < 0 else None
     if timed_out:
         flags.append("timeout")
         text += f"\n[bactrian: killed after the {limits.wall_s:g} s wall-clock limit]\n"
     if flooded:
         text += f"\n[bactrian: killed after printing more than {hard} bytes]\n"
+    if disk_full:
+        flags.append("disk-limit")
+        text += f"\n[bactrian: killed after writing more than {limits.max_disk_mb} MB]\n"
     if killed:
         flags.append("sandbox-kill")
     return RunResult(
