@@ -65,3 +65,9 @@ def test_errors_are_one_clean_line(tmp_path: Path) -> None:
     assert res.exit_code == 2
     res = runner.invoke(cli, ["dataset", "build", "--out", str(tmp_path / "d")])
     assert res.exit_code == 1 and "No mined examples" in res.output
+
+
+def test_mining_a_workspace_without_snapshots_says_what_to_do(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["mine", str(tmp_path)])
+    assert res.exit_code == 1
+    assert "No snapshots recorded" in res.output and "snapshot take" in res.output

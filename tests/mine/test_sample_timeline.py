@@ -108,3 +108,19 @@ def test_mine_to_dataset_for_the_demo(
     assert len(examples) == len(EXPECTED_EPISODES)
     assert stats["examples"] == len(examples)
     assert set(stats["by_split"]) <= {"train", "rl", "heldout"} and "heldout" in stats["by_split"]
+
+
+def test_cli_mine_workspace_json(replayed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from bactrian.cli import cli
+
+    _data_env(replayed, monkeypatch)
+    res = CliRunner().invoke(cli, ["mine", str(replayed), "--json", "--no-store"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    kinds = sorted(e["kind"] for e in data["examples"])
+    assert kinds == sorted(e.kind for e in EXPECTED_EPISODES)
+    assert all(e["diff"].startswith("diff --git") for e in data["examples"])
