@@ -63,6 +63,14 @@ def diagnostics(draw: st.DrawFn) -> Diagnostic:
     elif kind == "type" and first.startswith(("Unbound", "Syntax")):
         first = "x" + first
     rest = draw(st.lists(_LINE, max_size=4))
+    where = draw(st.sampled_from(["source", "source", "source", "dune", "nowhere"]))
+    if where != "source" and sev is Severity.ERROR and code is None:
+        if kind == "type":
+            kind = "other"  # errors outside .ml/.mli files are not type errors
+        if where == "dune":
+            file = file.rsplit("/", 1)[0] + "/dune" if "/" in file else "dune"
+        else:
+            file, line, col, end_line, end_col = "", 0, 0, 0, 0
     return Diagnostic(
         file, line, col, end_line, end_col, sev, "\n".join([first, *rest]), kind, code
     )
@@ -74,7 +82,7 @@ def test_rendered_diagnostics_parse_back(diags: list[Diagnostic], noisy: bool) -
     parts = []
     for d in diags:
         text = render_ocaml(d)
-        if noisy:  # dune's --display short lines and a source excerpt, as real output has
+        if noisy and d.file:  # dune's --display short lines and a source excerpt, as real output has
             head, _, body = text.partition("\n")
             text = f"      ocamlc lib/.x.objs/byte/x.{{cmi,cmo}}\n{head}\n{d.line} | let x = 1\n        ^\n{body}"
         parts.append(text)
