@@ -108,31 +108,30 @@ def _evaluate(
         score = matched / L
         if unmatched > config.max_unmatched or matched * 2 < L or matched < 2:
             return None
-    # added lines must be anchored between adjacent file lines
+    # added lines must sit right after / right before old lines found in the file, and
+    # when they have both, those two must be adjacent in the file (else where they go is a
+    # guess)
     oi = 0
-    prev: int | None = None
-    pending_plus = False
-    runs: list[tuple[int | None, int]] = []  # (prev old idx, old idx after the run)
+    run_start: int | None = None
+    runs: list[tuple[int, int]] = []  # (old lines before the run, same) -> (oi, oi)
     for tag, _ in hunk.lines:
         if tag == "+":
-            pending_plus = True
+            if run_start is None:
+                run_start = oi
             continue
-        if pending_plus:
-            runs.append((prev, oi))
-            pending_plus = False
-        if mapping[oi] is not None:
-            prev = oi
+        if run_start is not None:
+            runs.append((run_start, oi))
+            run_start = None
         oi += 1
-    if pending_plus:
-        runs.append((prev, L))
-    for before, after_from in runs:
-        nxt = next((i for i in range(after_from, L) if mapping[i] is not None), None)
-        if before is None or nxt is None:
-            continue
-        mb, mn = mapping[before], mapping[nxt]
-        assert mb is not None and mn is not None
-        if mn != mb + 1:
-            return None  # file lines between the anchors: where the new lines go is a guess
+    if run_start is not None:
+        runs.append((run_start, L))
+    for at, _ in runs:
+        before = mapping[at - 1] if at > 0 else None
+        after = mapping[at] if at < L else None
+        if (at > 0 and before is None) or (at < L and after is None):
+            return None
+        if before is not None and after is not None and after != before + 1:
+            return None
     out: list[str] = []
     ptr = start
     oi = 0

@@ -136,6 +136,31 @@ def place_hunk(
         return Placement(expected, expected + len(old), hunk.new_lines, "exact")
     if not lenient:
         raise HunkFailed(_strict_reason(lines, hunk, expected))
+    placement = _lenient_place(lines, hunk, expected, floor, config)
+    _check_edges(lines, hunk, placement)
+    return placement
+
+
+def _check_edges(lines: list[str], hunk: Hunk, pl: Placement) -> None:
+    """A header that counts more old lines than the body holds says context is missing
+    somewhere; added lines at an edge of the hunk then have nothing holding them on that side
+    (unless the hunk sits at that end of the file), so where they go is a guess."""
+    if hunk.old_count is None or hunk.old_count <= len(hunk.old_lines):
+        return
+    first, last = hunk.lines[0][0], hunk.lines[-1][0]
+    if (first == "+" and pl.start > 0) or (last == "+" and pl.end < len(lines)):
+        raise HunkFailed(
+            f"ambiguous: the @@ header counts {hunk.old_count} old lines but the hunk has "
+            f"{len(hunk.old_lines)}, and its added lines at the hunk's edge have no context on "
+            "that side; add the missing context lines"
+        )
+
+
+def _lenient_place(
+    lines: list[str], hunk: Hunk, expected: int | None, floor: int, config: LadderConfig
+) -> Placement:
+    old = hunk.old_lines
+    header_ok = hunk.numbered and hunk.counts_ok
     eol = _eol_of(lines)
 
     exact = _find_all(lines, old)
