@@ -1,15 +1,18 @@
-"""The ``context`` and ``fuzzy`` rungs: align a hunk's old lines with a window of the file.
+"""The ``context`` and ``fuzzy`` rungs: align a hunk's old lines with the file near a candidate
+start.
 
-Candidate windows come from anchors (hunk lines found verbatim, ignoring whitespace, in the
-file). Each window is aligned line by line; an alignment is valid when every line to remove is
-found, the added lines sit between context lines that are adjacent in the file (so where they
-go is not a guess), and the gaps stay small. Alignments in non-overlapping regions compete: the
-best must be clearly better than the best elsewhere, else the hunk fails as ambiguous.
+Candidate starts come from anchors (hunk lines found in the file, ignoring whitespace). Around
+each, a banded dynamic-programming alignment maps hunk lines to file lines: equal lines score,
+skipped lines cost, and in fuzzy mode a drifted context line may pair with a similar file line.
+An alignment is valid when every line to remove is found, the added lines sit right next to old
+lines that were found (and, between two of them, those are adjacent in the file), and the gaps
+stay small. Alignments in non-overlapping regions compete: the best must be clearly better than
+the best elsewhere (or the hunk's line numbers must clearly point at it), else the hunk fails as
+ambiguous.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -52,41 +55,100 @@ def _candidate_starts(keys: list[str], okeys: list[str]) -> list[int]:
     return [s for s, _ in votes.most_common(_MAX_STARTS)]
 
 
+def _align(
+    keys: list[str],
+    okeys: list[str],
+    removable: list[bool],
+    s: int,
+    fuzzy: bool,
+    config: LadderConfig,
+    sim_cache: dict[tuple[int, int], float],
+) -> tuple[list[int | None], list[float]]:
+    """Align the hunk's old lines with the file around start ``s`` (banded dynamic
+    programming: equal lines score 2, a drifted context line ``2 * similarity`` in fuzzy mode,
+    each skipped line -1; file lines before and after the hunk are free). Returns, per old
+    line, the file line it maps to (or None) and how similar they are."""
+    g = config.max_gap + config.max_unmatched
+    n = len(okeys)
+    lo = max(0, s - g)
+    hi = min(len(keys), s + n + g)
+    m = hi - lo
+    neg = float("-inf")
+    score = [[neg] * (m + 1) for _ in range(n + 1)]
+    back = [[0] * (m + 1) for _ in range(n + 1)]
+    for j in range(m + 1):
+        score[0][j] = 0.0
+        back[0][j] = 2
+    for i in range(1, n + 1):
+        centre = i - 1 + (s - lo)
+        jlo = max(0, centre - g)
+        jhi = min(m, centre + g + 1)
+        if jlo == 0:
+            score[i][0] = score[i - 1][0] - 1
+            back[i][0] = 1
+        for j in range(max(1, jlo), jhi + 1):
+            best, how = score[i - 1][j] - 1, 1
+            left = score[i][j - 1] - (0 if i == n else 1)
+            if left > best:
+                best, how = left, 2
+            a, b = okeys[i - 1], keys[lo + j - 1]
+            pair = None
+            if a == b:
+                pair = 2.0
+            elif fuzzy and not removable[i - 1] and a and b:
+                key = (i - 1, lo + j - 1)
+                if key not in sim_cache:
+                    sim_cache[key] = similarity(a, b)
+                if sim_cache[key] >= config.line_similarity:
+                    pair = 2.0 * sim_cache[key] - 0.5
+            if pair is not None and score[i - 1][j - 1] + pair > best:
+                best, how = score[i - 1][j - 1] + pair, 0
+            score[i][j] = best
+            back[i][j] = how
+    mapping: list[int | None] = [None] * n
+    sims = [0.0] * n
+    i, j = n, m
+    while i > 0 and j >= 0:
+        how = back[i][j]
+        if how == 0:
+            mapping[i - 1] = lo + j - 1
+            a, b = okeys[i - 1], keys[lo + j - 1]
+            sims[i - 1] = 1.0 if a == b else sim_cache.get((i - 1, lo + j - 1), 0.0)
+            i, j = i - 1, j - 1
+        elif how == 1:
+            i -= 1
+        else:
+            j -= 1
+    return mapping, sims
+
+
 def _evaluate(
     lines: list[str],
     keys: list[str],
     hunk: Hunk,
     okeys: list[str],
-    wlo: int,
-    whi: int,
+    s: int,
     fuzzy: bool,
     eol: str | None,
     config: LadderConfig,
+    sim_cache: dict[tuple[int, int], float],
 ) -> _Cand | None:
     L = len(okeys)
-    sm = difflib.SequenceMatcher(None, okeys, keys[wlo:whi], autojunk=False)
-    mapping: list[int | None] = [None] * L
-    sims = [0.0] * L
-    opcodes = sm.get_opcodes()
+    removable = [tag == "-" for tag, _ in hunk.lines if tag != "+"]
+    mapping, sims = _align(keys, okeys, removable, s, fuzzy, config, sim_cache)
     if not fuzzy:
         # a hunk line facing a different file line is drift, for the fuzzy rung; the context
-        # rung takes only lines missing on one side (inside the span of matched lines)
-        equal_at = [k for k, op in enumerate(opcodes) if op[0] == "equal"]
-        if equal_at and any(
-            op[0] == "replace" and equal_at[0] < k < equal_at[-1] for k, op in enumerate(opcodes)
-        ):
-            return None
-    for op, i1, i2, j1, j2 in opcodes:
-        if op == "equal":
-            for t in range(i2 - i1):
-                mapping[i1 + t] = wlo + j1 + t
-                sims[i1 + t] = 1.0
-        elif fuzzy and op == "replace" and i2 - i1 == j2 - j1:
-            for t in range(i2 - i1):
-                s = similarity(okeys[i1 + t], keys[wlo + j1 + t])
-                if s >= config.line_similarity:
-                    mapping[i1 + t] = wlo + j1 + t
-                    sims[i1 + t] = s
+        # rung takes only lines missing on one side
+        prev_i: int | None = None
+        for i, mi in enumerate(mapping):
+            if mi is None:
+                continue
+            if prev_i is not None:
+                pm = mapping[prev_i]
+                assert pm is not None
+                if i - prev_i > 1 and mi - pm > 1:
+                    return None
+            prev_i = i
     tags = [tag for tag, _ in hunk.lines if tag != "+"]
     matched = sum(1 for s in sims if s == 1.0)
     for i, tag in enumerate(tags):
@@ -196,16 +258,14 @@ def align_place(
     eol: str | None,
     config: LadderConfig,
 ) -> Placement:
-    L = len(okeys)
     starts = _candidate_starts(keys, okeys)
     if not starts:
         raise HunkFailed("none of the hunk's lines occur in the file")
-    g = config.max_gap + config.max_unmatched
-    windows = sorted({(max(0, s - g), min(len(lines), s + L + g)) for s in starts})
+    sim_cache: dict[tuple[int, int], float] = {}
     for fuzzy in (False, True):
         cands = []
-        for wlo, whi in windows:
-            c = _evaluate(lines, keys, hunk, okeys, wlo, whi, fuzzy, eol, config)
+        for s in starts:
+            c = _evaluate(lines, keys, hunk, okeys, s, fuzzy, eol, config, sim_cache)
             if c is not None:
                 cands.append(c)
         if not cands:
