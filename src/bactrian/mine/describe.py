@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from bactrian.mine.context import is_test_path
 from bactrian.mine.example import Example
 from bactrian.mine.prompts import instruction, leaks, prompt_problems
-from bactrian.mine.split import _DEF
+from bactrian.mine.split import DEFINITION
 from bactrian.mine.textdiff import split_files
 from bactrian.models import ModelBackend, ModelConfig, load_model_config, make_backend
 from bactrian.registry import Registry
@@ -101,9 +101,9 @@ class DeterministicDescriber:
         for f in files:
             if is_test_path(f.path):
                 continue
-            removed_names = {m.group(1) for line in f.removed if (m := _DEF.match(line))}
+            removed_names = {m.group(1) for line in f.removed if (m := DEFINITION.match(line))}
             for line in f.added:
-                m = _DEF.match(line)
+                m = DEFINITION.match(line)
                 if not m or line[:1].isspace():
                     continue
                 name = m.group(1)

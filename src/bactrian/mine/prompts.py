@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from bactrian.mine.split import _DEF
+from bactrian.mine.split import DEFINITION
 from bactrian.mine.textdiff import split_files
 
 IMPERATIVE = frozenset(
@@ -214,7 +214,7 @@ def introduced_identifiers(diff: str, context_text: str) -> tuple[set[str], set[
     for f in files:
         for line in f.added:
             added.update(_IDENT.findall(line))
-            m = _DEF.match(line)
+            m = DEFINITION.match(line)
             if m and not line[:1].isspace():  # top-level definitions only
                 defined.add(m.group(1))
     return added - known, defined

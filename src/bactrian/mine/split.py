@@ -23,7 +23,7 @@ from bactrian.mine.context import module_stem
 from bactrian.mine.textdiff import FileMap, is_binary, render
 
 MERGE_GAP = 3  # change blocks closer than this (in lines) are one unit
-_DEF = re.compile(
+DEFINITION = re.compile(
     r"^\s*(?:let(?:\s+rec)?|and|val|external|type(?:\s+nonrec)?|module(?:\s+type)?|exception)"
     r"\s+(?:\([^)]*\)\s*|'\w+\s+|\([^)]*\)\s+)?([A-Za-z_][\w']*)"
 )
@@ -104,14 +104,14 @@ def _text_lines_safe(data: bytes | None) -> list[str]:
 
 def _annotate(u: Unit, old_part: list[str]) -> None:
     for line in u.b_lines:
-        m = _DEF.match(line)
+        m = DEFINITION.match(line)
         if m:
             u.defines.add(m.group(1))
     for line in u.b_lines:
         u.uses.update(_WORD.findall(line))
     # removing a definition also affects its users
     for line in old_part:
-        m = _DEF.match(line)
+        m = DEFINITION.match(line)
         if m:
             u.defines.add(m.group(1))
     u.uses -= u.defines
