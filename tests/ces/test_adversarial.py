@@ -157,7 +157,7 @@ CASES: dict[str, tuple[Callable[[Path], str], Callable[[Verdict], None]]] = {
     "empty-diff": (lambda p: "", flagged("empty-diff", apply_refused)),
 }
 
-SLOW = {"infinite-loop-in-test", "fork-bomb", "print-1GB"}
+SLOW = {"infinite-loop-in-test"}
 
 
 def _host_clean(project: Path) -> None:
