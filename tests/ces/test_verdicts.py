@@ -123,3 +123,9 @@ def test_job_timeout_bounds_the_whole_job(pool: Pool) -> None:
     [v] = pool.backend.evaluate([Job(pool.base, loop, timeout_s=4.0)])
     assert v.stage("test") is not None and v.stage("test").status == "timeout"  # type: ignore[union-attr]
     assert sum(s.duration_s for s in v.stages) < 9.0
+
+
+def test_syntax_errors_only_dune_sees_are_parse_failures(pool: Pool) -> None:
+    v = pool.one(edit("lib/dune", "(library (name shapes))", "(library (name shapes)"))
+    assert v.furthest == "apply" and {s.name: s.status for s in v.stages}["parse"] == "failed"
+    assert v.diagnostics and v.diagnostics[0].file == "lib/dune"

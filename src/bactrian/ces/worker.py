@@ -60,6 +60,16 @@ def is_test_path(path: str, globs: list[str]) -> bool:
     )
 
 
+BUILD_FILES = ("dune", "dune-project", "dune-workspace")
+
+
+def _is_syntax(d: Diagnostic) -> bool:
+    """A syntax error in a source file, or any error in a dune file (those only fail to parse)."""
+    if d.severity.value != "error":
+        return False
+    return d.kind == "syntax" or d.file.rsplit("/", 1)[-1] in BUILD_FILES
+
+
 class Worker:
     """A warm tree for one base. Not thread-safe: one job at a time (the pool ensures it)."""
 
@@ -281,7 +291,7 @@ class Worker:
                 stages.append(res)
                 if res.status not in ("passed", "skipped"):
                     diagnostics = self.adapter.diagnostics(res.output)
-                    if stage == "typecheck" and any(d.kind == "syntax" for d in diagnostics):
+                    if stage == "typecheck" and any(_is_syntax(d) for d in diagnostics):
                         # a syntax error the cheap parse step did not see: still a parse failure
                         stages[-2:] = [
                             StageResult(
