@@ -124,3 +124,13 @@ def test_cli_mine_workspace_json(replayed: Path, monkeypatch: pytest.MonkeyPatch
     kinds = sorted(e["kind"] for e in data["examples"])
     assert kinds == sorted(e.kind for e in EXPECTED_EPISODES)
     assert all(e["diff"].startswith("diff --git") for e in data["examples"])
+
+
+def test_ray_executor_mines_the_same_examples(
+    replayed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _data_env(replayed, monkeypatch)
+    local = mine_workspaces([replayed], MineConfig(), executor="local")
+    on_ray = mine_workspaces([replayed], MineConfig(), executor="ray")
+    assert [e.to_dict() for e in on_ray.examples] == [e.to_dict() for e in local.examples]
+    assert on_ray.report.to_dict() == local.report.to_dict()

@@ -41,6 +41,13 @@ def _echo_json(data: Any) -> None:
     "--build-cmd",
     help="Build command for --label (default: dune when the tree has a dune-project).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Mine workspaces one by one, or in parallel on Ray.",
+)
 @click.option("--no-store", is_flag=True, help="Do not add the examples to the examples database.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"examples": [...], "report": …}.')
 def mine(
@@ -53,6 +60,7 @@ def mine(
     describer: str | None,
     label: bool,
     build_cmd: str | None,
+    executor: str,
     no_store: bool,
     as_json: bool,
 ) -> None:
@@ -83,7 +91,9 @@ def mine(
             assert rev_range is not None
             result = mine_vcs(repo, rev_range, cfg, kind=vcs, db=db, label=labeller)
         else:
-            result = mine_workspaces(list(workspaces), cfg, db=db, label=labeller)
+            result = mine_workspaces(
+                list(workspaces), cfg, db=db, label=labeller, executor=executor
+            )
     finally:
         if db:
             db.close()

@@ -3,11 +3,13 @@ descriptions → the examples database. Library functions behind ``bactrian mine
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bactrian.errors import MiningError
 from bactrian.mine.config import MineConfig
 from bactrian.mine.db import ExampleDB
 from bactrian.mine.describe import Describer, describe_examples, make_describer
@@ -60,6 +62,50 @@ def finish(
     return MineResult(kept, report, stored)
 
 
+def mine_workspace_candidates(
+    workspace: Path, config: MineConfig, snapshot_config: Any = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Unfiltered examples (as dicts) of one workspace's timeline: the per-workspace unit of
+    work, run in-process or as a Ray task."""
+    from bactrian.mine.timeline import mine_store
+    from bactrian.snapshot import open_store
+
+    store = open_store(Path(workspace), snapshot_config)
+    try:
+        candidates, skipped = mine_store(store, config)
+    finally:
+        store.close()
+    return [e.to_dict() for e in candidates], skipped
+
+
+def _candidates_per_workspace(
+    workspaces: list[Path], cfg: MineConfig, snapshot_config: Any, executor: str
+) -> list[tuple[list[dict[str, Any]], dict[str, int]]]:
+    if executor == "local":
+        return [mine_workspace_candidates(ws, cfg, snapshot_config) for ws in workspaces]
+    if executor != "ray":
+        raise MiningError(f"Unknown mining executor {executor!r}. Available: local, ray.")
+    import ray
+
+    from bactrian.snapshot import load_config
+
+    snapshot_config = snapshot_config or load_config()
+    if not snapshot_config.store_dir:  # pin the store dir: workers may see another env
+        snapshot_config = dataclasses.replace(
+            snapshot_config, store_dir=snapshot_config.resolved_store_dir()
+        )
+    started = False
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        started = True
+    try:
+        task = ray.remote(num_cpus=1)(mine_workspace_candidates)
+        return list(ray.get([task.remote(ws, cfg, snapshot_config) for ws in workspaces]))
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def mine_workspaces(
     workspaces: Iterable[Path],
     config: MineConfig | None = None,
@@ -68,20 +114,25 @@ def mine_workspaces(
     describer: Describer | None = None,
     snapshot_config: Any = None,
     label: Callable[[list[Example]], Any] | None = None,
+    executor: str = "local",
 ) -> MineResult:
-    """Mine the recorded timelines of ``workspaces`` (filtered, described, stored in ``db``)."""
-    from bactrian.mine.timeline import mine_store
-    from bactrian.snapshot import open_store
-
+    """Mine the recorded timelines of ``workspaces`` (filtered, described, stored in ``db``).
+    ``executor="ray"`` mines the workspaces in parallel as Ray tasks (a local Ray is started
+    when none is connected); filtering, dedup and storing stay here, in order."""
     cfg = config or MineConfig()
+    wss = [Path(ws) for ws in workspaces]
     total = MineResult()
-    for ws in workspaces:
-        store = open_store(Path(ws), snapshot_config)
-        try:
-            candidates, skipped = mine_store(store, cfg)
-        finally:
-            store.close()
-        res = finish(candidates, skipped, cfg, source=f"timeline:{ws}", db=db, describer=describer)
+    per_ws = _candidates_per_workspace(wss, cfg, snapshot_config, executor)
+    for ws, (dicts, skipped) in zip(wss, per_ws, strict=True):
+        res = finish(
+            [Example.from_dict(d) for d in dicts],
+            skipped,
+            cfg,
+            source=f"timeline:{ws}",
+            db=db,
+            describer=describer,
+            label=label,
+        )
         total.examples += res.examples
         total.report.merge(res.report)
         total.stored += res.stored
