@@ -44,3 +44,19 @@ def test_split_parts_apply_in_order(
     assert bool(parts) == bool(render(old, new))
     if len(parts) > 1:  # split only because the whole was over the limit
         assert diff_stats(render(old, new))["changed"] > limit
+
+
+@settings(max_examples=100, deadline=None)
+@given(files, files)
+def test_mined_diffs_apply_strictly_with_bactrian_diffs(
+    old: dict[str, bytes], new: dict[str, bytes]
+) -> None:
+    """The CES applies gold diffs with ``bactrian.diffs``: what the miner renders must apply
+    there strictly, too."""
+    from bactrian.diffs import apply_to_files
+
+    diff = render(old, new)
+    if not diff:
+        return
+    result_files, result = apply_to_files(old, diff)
+    assert result_files == new, result
