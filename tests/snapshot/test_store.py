@@ -172,3 +172,16 @@ def test_random_trees_round_trip(tmp_path_factory: pytest.TempPathFactory, first
     assert store.read_files(s1) == first
     assert store.read_files(s2) == second
     assert (s1.tree_id == s2.tree_id) == (first == second)
+
+
+def test_lost_ref_is_restored_from_the_index(tmp_path: Path, cfg: SnapshotConfig) -> None:
+    ws = _three_snapshots(tmp_path, cfg)
+    store = open_store(ws, cfg)
+    last = store.get(-1)
+    store.close()
+    (store.git_dir / "refs" / "heads" / "timeline").write_text("")  # e.g. power loss
+    again = open_store(ws, cfg)
+    assert again.head() == last.id and again.fsck() == []
+    write(ws, {"src/later.ml": "let later = 1\n"})
+    snap = take_snapshot(ws, config=cfg)
+    assert (snap.seq, snap.parent) == (4, last.id)

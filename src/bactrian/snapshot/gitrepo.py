@@ -9,10 +9,14 @@ never writes anywhere but the store.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,7 +36,9 @@ REPO_CONFIG: dict[str, str] = {
     "core.symlinks": "true",
     "core.filemode": "true",
     "core.quotePath": "false",
-    "core.logAllRefUpdates": "true",
+    "core.logAllRefUpdates": "false",
+    "core.splitIndex": "true",
+    "splitIndex.maxPercentChange": "20",
     "index.version": "4",
     "gc.auto": "0",
     "status.showUntrackedFiles": "all",
@@ -178,3 +184,73 @@ def init_repo(git_dir: Path) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_commit(git_dir: Path, tree: str, parent: str | None, when: int, message: str) -> str:
+    """Write a commit object as git would (loose, zlib, temp file then link into place) and
+    return its id. Saves a ``git commit-tree`` process per snapshot."""
+    ident = f"bactrian <bactrian@localhost> {when} +0000"
+    body = f"tree {tree}\n" + (f"parent {parent}\n" if parent else "")
+    body += f"author {ident}\ncommitter {ident}\n\n{message}"
+    raw = body.encode()
+    data = b"commit %d\0" % len(raw) + raw
+    oid = hashlib.sha1(data).hexdigest()
+    obj_dir = git_dir / "objects" / oid[:2]
+    final = obj_dir / oid[2:]
+    if final.exists():
+        return oid
+    try:
+        obj_dir.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="tmp_obj_", dir=git_dir / "objects")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(zlib.compress(data))
+            os.chmod(tmp, 0o444)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, final)
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot write a commit into store {git_dir}: {exc}.{_hint(str(exc))}"
+        ) from exc
+    return oid
+
+
+def update_ref(git_dir: Path, new: str, old: str | None, ref: str = TIMELINE_REF) -> None:
+    """Point ``ref`` at ``new`` if it still points at ``old`` (None: must not exist), the way
+    git does it: ``<ref>.lock`` created exclusively, written, renamed over the ref."""
+    path = git_dir / ref
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            raise StoreError(
+                f"The timeline ref of store {git_dir} is locked ({lock} exists); it is retried "
+                "next time."
+            ) from exc
+        raise StoreError(f"Cannot lock {lock}: {exc}.{_hint(str(exc))}") from exc
+    try:
+        try:
+            current: str | None = path.read_text().strip() or None
+        except FileNotFoundError:
+            current = None
+        if current != old:
+            raise StoreError(
+                f"The timeline of store {git_dir} moved under us (expected {old}, found "
+                f"{current}); the snapshot is retried next time."
+            )
+        os.write(fd, (new + "\n").encode())
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.rename(lock, path)
+    except OSError as exc:
+        raise StoreError(f"Cannot update {path}: {exc}.{_hint(str(exc))}") from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if lock.exists():
+            lock.unlink()

@@ -15,6 +15,7 @@ Layout, under ``SnapshotConfig.store_dir`` (default ``$BACTRIAN_DATA_DIR/snapsho
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,7 +28,7 @@ from typing import Any
 
 from bactrian.errors import StoreCorruptError, StoreError, WorkspaceError
 from bactrian.snapshot.config import SnapshotConfig, load_config
-from bactrian.snapshot.gitrepo import TIMELINE_REF, GitRepo, init_repo
+from bactrian.snapshot.gitrepo import TIMELINE_REF, GitRepo, init_repo, update_ref
 from bactrian.snapshot.index import SnapshotIndex
 from bactrian.types import BuildResult
 
@@ -138,7 +139,7 @@ class Store:
         last = self.db.last()
         if head is None:
             if last is not None:
-                log.warning("store %s: timeline ref missing; index kept, run fsck", self.root)
+                self._restore_ref(last[1])
             return 0
         if last is not None and last[1] == head:
             return 0
@@ -160,6 +161,18 @@ class Store:
                 "store %s: indexed %d snapshot(s) found in the repository", self.root, len(missing)
             )
         return len(missing)
+
+    def _restore_ref(self, oid: str) -> None:
+        """The ref is gone or unreadable (e.g. a crash of the machine) but the index knows the
+        last snapshot: point the ref back at it when that commit is intact."""
+        if self.git.run("cat-file", "-e", oid + "^{commit}", check=False).returncode != 0:
+            log.warning("store %s: timeline ref and last commit missing; run fsck", self.root)
+            return
+        ref = self.git_dir / TIMELINE_REF
+        with contextlib.suppress(FileNotFoundError):
+            ref.unlink()
+        update_ref(self.git_dir, oid, None)
+        log.warning("store %s: timeline ref was missing; restored it to %s", self.root, oid)
 
     def reindex(self) -> int:
         """Rebuild the SQLite index from the repository's timeline. Returns the row count."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bactrian.errors import BactrianError, StoreError, WorkspaceError
 from bactrian.snapshot.config import SnapshotConfig, load_config
-from bactrian.snapshot.gitrepo import EMPTY_TREE, TIMELINE_REF, ZERO_OID
+from bactrian.snapshot.gitrepo import EMPTY_TREE, TIMELINE_REF, update_ref, write_commit
 from bactrian.snapshot.rules import build_rules, check_file
 from bactrian.snapshot.store import Snapshot, Store, _commit_message, _open, resolve_workspace
 from bactrian.types import BuildResult, BuildState
@@ -271,21 +271,9 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
             "changed_files": changed,
             "build": build.to_dict(),
         }
-        date = f"@{int(when)} +0000"
-        args = ["commit-tree", tree, "-F", "-"] + (["-p", last.id] if last else [])
-        commit = store.git.out(
-            *args,
-            input=_commit_message(rec).encode(),
-            extra_env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date},
-        ).strip()
-        store.git.run(
-            "update-ref",
-            "-m",
-            f"snapshot {seq}",
-            TIMELINE_REF,
-            commit,
-            last.id if last else ZERO_OID,
-        )
+        parent = last.id if last else None
+        commit = write_commit(store.git_dir, tree, parent, int(when), _commit_message(rec))
+        update_ref(store.git_dir, commit, parent)
         rec.update(id=commit, tree_id=tree, parent=last.id if last else None)
         store.db.insert(rec)
         _maybe_maintain(store, staged)
