@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bactrian.ces.config import CESConfig
-from bactrian.ces.types import Job, Verdict
+from bactrian.ces.types import BaseSpec, Job, Verdict
 from bactrian.ces.worker import compute_reward
 
 from .conftest import Pool
@@ -129,3 +131,23 @@ def test_syntax_errors_only_dune_sees_are_parse_failures(pool: Pool) -> None:
     v = pool.one(edit("lib/dune", "(library (name shapes))", "(library (name shapes)"))
     assert v.furthest == "apply" and {s.name: s.status for s in v.stages}["parse"] == "failed"
     assert v.diagnostics and v.diagnostics[0].file == "lib/dune"
+
+
+def test_pristine_policy_runs_the_base_tests(tmp_path: Path) -> None:
+    from bactrian.ces.local import LocalBackend
+
+    from .conftest import small_config
+    from .project import write_project
+
+    project = write_project(tmp_path / "project")
+    be = LocalBackend(small_config(tmp_path / "work", workers=1, edits_tests_policy="pristine"))
+    base = BaseSpec(str(project))
+    cheat = FAILING_TEST + edit("test/test_shapes.ml", '"rect" 6', '"rect" 5')
+    extra = GREEN + new_file("test/more.ml", "let x = 1\n")
+    try:
+        v_cheat, v_extra = be.evaluate([Job(base, cheat), Job(base, extra)])
+    finally:
+        be.close()
+    assert "edits-tests" in v_cheat.flags and v_cheat.furthest == "build"
+    assert v_cheat.tests == {"passed": 2, "failed": 1, "total": 3}  # the base's expectation
+    assert "edits-tests" in v_extra.flags and v_extra.ok

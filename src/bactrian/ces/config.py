@@ -60,12 +60,14 @@ class CESConfig:
     reward_mode: str = "graded"  # "graded" | "binary"
     reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
     test_globs: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_GLOBS))
-    edits_tests_policy: str = "fail"  # "fail": a diff touching tests cannot pass `test`
+    # "fail": a diff touching tests cannot pass `test`; "pristine": the test stage runs the
+    # base's own test files (the diff's test changes are undone first)
+    edits_tests_policy: str = "fail"
 
     def __post_init__(self) -> None:
         choices = {
             "reward_mode": ("graded", "binary"),
-            "edits_tests_policy": ("fail",),
+            "edits_tests_policy": ("fail", "pristine"),
             "adapter": ("auto", "dune", "generic"),
         }
         for name, allowed in choices.items():

@@ -14,7 +14,9 @@ compares file digests, not only mtimes), so the next job costs an incremental bu
 Tests protection (``edits_tests_policy = "fail"``, the default): a diff that adds, edits or
 deletes a test file is flagged ``edits-tests`` and its ``test`` stage fails without running. A
 test runner that reports fewer tests than the base did (e.g. exits 0 before running them)
-fails the ``test`` stage too.
+fails the ``test`` stage too. With ``edits_tests_policy = "pristine"`` the test stage instead
+runs the base's own test files: the diff's test changes are undone before ``test`` runs (the
+verdict is still flagged).
 """
 
 from __future__ import annotations
@@ -282,6 +284,8 @@ class Worker:
                         )
                     )
                     break
+                if stage == "test" and edits_tests:
+                    self._pristine_tests(edits_tests)
                 res, run_flags = self._stage_flags(stage, present, deadline)
                 for f in run_flags:
                     if f not in flags:
@@ -327,6 +331,19 @@ class Worker:
             flags=flags,
             apply=apply_info,
         )
+
+    def _pristine_tests(self, paths: list[str]) -> None:
+        """Put the base's version of each test path back (delete the ones the diff added)."""
+        for rel in paths:
+            target = self.tree / rel
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            if rel in self.base_manifest and self.base_manifest[rel][0] in ("f", "x"):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(self.base_dir / rel, target)
+                prepare_tree(target, self.uid)
 
     def _check_test_count(self, res: StageResult) -> None:
         if not self.base_tests or not self.base_tests.get("total"):
