@@ -33,6 +33,7 @@ class MineConfig:
     drop_comment_only: bool = True
     dedup_exact: bool = True
     dedup_near: bool = True
+    max_context_files: int = 12  # 0 = no limit
     # episodes
     min_episode_s: float = 0.0
     max_fix_s: float = 3600.0

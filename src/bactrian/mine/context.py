@@ -31,19 +31,23 @@ def is_test_path(path: str) -> bool:
     )
 
 
-def relevant_files(seeds: Iterable[str], existing: Iterable[str]) -> list[str]:
+def relevant_files(seeds: Iterable[str], existing: Iterable[str], limit: int = 0) -> list[str]:
     """``seeds`` (diagnostic files, touched files) and their siblings, restricted to
-    ``existing`` (the base tree's file list), sorted."""
+    ``existing`` (the base tree's file list), sorted. With ``limit`` > 0 at most that many:
+    seeds first, in the order given, then siblings."""
     existing_set = set(existing)
     seeds = [s for s in seeds if s]
     stems = {module_stem(s) for s in seeds if s.endswith((".ml", ".mli"))}
-    out = {s for s in seeds if s in existing_set}
-    for path in existing_set:
-        if not path.endswith((".ml", ".mli")):
-            continue
-        if module_stem(path) in stems:
-            out.add(path)
-    return sorted(out)
+    first = list(dict.fromkeys(s for s in seeds if s in existing_set))
+    siblings = sorted(
+        p
+        for p in existing_set
+        if p.endswith((".ml", ".mli")) and module_stem(p) in stems and p not in first
+    )
+    chosen = first + siblings
+    if limit > 0:
+        chosen = chosen[:limit]
+    return sorted(chosen)
 
 
 def decode_files(files: dict[str, bytes]) -> dict[str, str]:

@@ -84,16 +84,18 @@ def mine_store(
     skipped: dict[str, int] = {}
     out = []
     for ep in timeline_episodes(store, snaps, cfg, skipped):
-        out.append(episode_example(store, snaps, ep))
+        out.append(episode_example(store, snaps, ep, cfg.max_context_files))
     return out, skipped
 
 
-def episode_example(store: TimelineStore, snaps: Sequence[Any], ep: Episode) -> Example:
+def episode_example(
+    store: TimelineStore, snaps: Sequence[Any], ep: Episode, max_context_files: int = 12
+) -> Example:
     base, end = snaps[ep.base], snaps[ep.end]
     touched = sorted(store.changed_paths(base, end))
     diags = list(base.build.diagnostics) if ep.kind == "fix" else []
-    seeds = touched + [_rel(store, d.file) for d in diags]
-    ctx_paths = relevant_files(seeds, store.file_list(base))
+    seeds = [_rel(store, d.file) for d in diags] + touched
+    ctx_paths = relevant_files(seeds, store.file_list(base), max_context_files)
     old = store.read_files(base, sorted(set(touched) | set(ctx_paths)))
     diff = render(old, store.read_files(end, touched), touched)
     files = decode_files({p: old[p] for p in ctx_paths if p in old})

@@ -264,9 +264,10 @@ def commit_examples(reader: VcsReader, commit: Commit, cfg: MineConfig) -> list[
     kind = "change" if len(parts) == 1 else "vcs-part"
     out = []
     context_cache = reader.read(commit.parent, relevant_files(paths, base_files))
+    limit = cfg.max_context_files
     for k, (pre_diff, diff) in enumerate(parts):
         touched = [p for p in paths if f"a/{p} b/{p}" in diff]
-        rel = relevant_files(touched, base_files)
+        rel = relevant_files(touched, base_files, limit)
         ctx = {p: context_cache[p] for p in rel if p in context_cache}
         if pre_diff:  # the context shows the tree the part applies to
             ctx = _after_pre(ctx, old, new, pre_diff, rel)
