@@ -156,3 +156,22 @@ def test_make_describer_defaults_and_counts() -> None:
     assert counts["by_source"] == {"llm": 1}
     assert examples[0].prompt == "add a to_string for t"
     assert examples[0].stats["prompt_source"] == "llm"
+
+
+def test_llm_model_error_falls_back_and_is_counted() -> None:
+    with FakeOpenAI([(400, "context length exceeded")]) as server:
+        llm = LLMDescriber(OpenAICompatibleBackend(server.base_url, "m", backoff_s=0.01))
+        examples = [change()]
+        counts = describe_examples(examples, llm)
+    assert examples[0].prompt == "add a to_string for t"
+    assert counts["by_source"] == {"llm-fallback": 1}
+    assert counts["rejected"] == {"model error": 1}
+
+
+def test_newer_schema_is_refused_clearly() -> None:
+    from bactrian.errors import MiningError
+
+    d = change().to_dict()
+    d["schema_version"] = 99
+    with pytest.raises(MiningError, match="upgrade bactrian"):
+        Example.from_dict(d)

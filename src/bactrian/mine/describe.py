@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bactrian.errors import ModelError
 from bactrian.mine.context import is_test_path
 from bactrian.mine.example import Example
 from bactrian.mine.prompts import instruction, leaks, prompt_problems
@@ -173,6 +174,21 @@ class LLMDescriber:
         self.fallback = fallback or DeterministicDescriber()
 
     def describe(self, example: Example) -> Description:
+        try:
+            detail, short = self._ask(example)
+        except ModelError as exc:  # one bad reply must not sink a whole mining run
+            fb = self.fallback.describe(example)
+            return Description(fb.prompt, fb.description, "llm-fallback", [f"model error: {exc}"])
+        short = short.strip().strip("\"'`").rstrip(".").strip()
+        if short:
+            short = short[0].lower() + short[1:]
+        problems = check_prompt(short, example)
+        if problems:
+            fb = self.fallback.describe(example)
+            return Description(fb.prompt, detail or fb.description, "llm-fallback", problems)
+        return Description(with_diagnostics(short, example), detail, self.name)
+
+    def _ask(self, example: Example) -> tuple[str, str]:
         detail = self.backend.complete(
             [
                 {"role": "system", "content": DETAIL_SYSTEM},
@@ -188,14 +204,7 @@ class LLMDescriber:
             max_tokens=40,
             stop=["\n"],
         ).text.strip()
-        short = short.strip().strip("\"'`").rstrip(".").strip()
-        if short:
-            short = short[0].lower() + short[1:]
-        problems = check_prompt(short, example)
-        if problems:
-            fb = self.fallback.describe(example)
-            return Description(fb.prompt, detail or fb.description, "llm-fallback", problems)
-        return Description(with_diagnostics(short, example), detail, self.name)
+        return detail, short
 
 
 def check_prompt(prompt: str, example: Example) -> list[str]:

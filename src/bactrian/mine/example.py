@@ -16,6 +16,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bactrian.errors import MiningError
+
 SCHEMA_VERSION = 1
 KINDS = ("fix", "change", "vcs-part")
 
@@ -64,7 +66,7 @@ class Example:
     def from_dict(cls, d: dict[str, Any]) -> Example:
         version = int(d.get("schema_version", SCHEMA_VERSION))
         if version > SCHEMA_VERSION:
-            raise ValueError(
+            raise MiningError(
                 f"example {d.get('id')} has schema_version {version}, newer than this "
                 f"bactrian ({SCHEMA_VERSION}); upgrade bactrian to read it"
             )
