@@ -99,7 +99,7 @@ def test_mined_diffs_apply_to_their_materialised_base(
 def test_mine_to_dataset_for_the_demo(
     replayed: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from bactrian.mine.mining import mine_to_dataset
+    from bactrian.mine.mining import mine_to_dataset, summary_lines
 
     _data_env(replayed, monkeypatch)
     monkeypatch.setenv("BACTRIAN_DATA_DIR", str(tmp_path / "fresh-data"))
@@ -108,6 +108,9 @@ def test_mine_to_dataset_for_the_demo(
     assert len(examples) == len(EXPECTED_EPISODES)
     assert stats["examples"] == len(examples)
     assert set(stats["by_split"]) <= {"train", "rl", "heldout"} and "heldout" in stats["by_split"]
+    lines = summary_lines(examples, stats)
+    assert lines[0].startswith("fix     [2, 3]") and "fix the syntax error in report.ml" in lines[0]
+    assert lines[-1].startswith(f"dataset: {len(examples)} examples")
 
 
 def test_cli_mine_workspace_json(replayed: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -180,3 +180,16 @@ def mine_to_dataset(
         if own:
             db.close()
     return result.examples, dataset_stats(out)
+
+
+def summary_lines(examples: list[Example], stats: dict[str, Any]) -> list[str]:
+    """Human lines for the demo: one per example, then the dataset counts."""
+    lines = []
+    for e in examples:
+        steps = e.stats.get("steps", "")
+        first = e.prompt.split("\n", 1)[0]
+        lines.append(f"{e.kind:<7} {str(steps):<9} {e.id}  {first}")
+    by_split = ", ".join(f"{k} {v}" for k, v in sorted(stats.get("by_split", {}).items()))
+    by_kind = ", ".join(f"{k} {v}" for k, v in sorted(stats.get("by_kind", {}).items()))
+    lines.append(f"dataset: {stats.get('examples', 0)} examples ({by_split}; {by_kind})")
+    return lines
