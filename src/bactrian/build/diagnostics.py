@@ -53,10 +53,36 @@ _SEVERITY = re.compile(
 )
 _EXCERPT = re.compile(r"^\s*\d+ \| |^\s*\^+\s*$|^\s*\.\.\.\s*$")
 # dune --display short: the action name right-aligned in 12 columns, then its target.
+_ACTIONS = [
+    "ocamlc",
+    "ocamlopt",
+    "ocamldep",
+    "ocamlmklib",
+    "ocamllex",
+    "ocamlyacc",
+    "ocamlfind",
+    "menhir",
+    "ppx",
+    "odoc",
+    "cc",
+    "gcc",
+    "cp",
+    "run",
+    "bash",
+    "sh",
+    "echo",
+    "diff",
+    "cmp",
+    "promote",
+    "mv",
+    "install",
+    "ocamlmerlin",
+    "refmt",
+]
+# right-aligned exactly as dune prints it ("%12s %s"), so that an indented continuation line
+# of a compiler message that happens to start with one of these words is not mistaken for one
 _SHORT_ACTION = re.compile(
-    r"^\s*(?:ocamlc|ocamlopt|ocamldep|ocamlmklib|ocamllex|ocamlyacc|ocamlfind|menhir|ppx|odoc|"
-    r"cc|gcc|cp|run|bash|sh|echo|diff|cmp|promote|mv|install|ocamlmerlin|refmt)"
-    r" \S.*$"
+    "^(?:" + "|".join(" " * max(12 - len(a), 0) + a for a in _ACTIONS) + r") \S.*$"
 )
 _ALIAS_ACTION = re.compile(
     r"^\s*\S+ alias \S+(?: \(exit \d+\)| \(got signal \w+\))?\s*$"
