@@ -197,3 +197,14 @@ def test_deleting_last_file_removes_empty_dirs_and_existing_new_file_fails(tmp_p
     (tmp_path / "n.ml").write_text("already\n")
     result = apply_patch(tmp_path, _new_file("n.ml"))
     assert not result.ok and "already exists" in (result.files[0].error or "")
+
+
+def test_new_file_diff_for_an_existing_file(tmp_path: Path) -> None:
+    (tmp_path / "n.ml").write_text("let n = 1\n")
+    same = _new_file("n.ml", "let n = 1\n")
+    other = _new_file("n.ml", "let n = 2\n")
+    assert not apply_patch(tmp_path, same).ok  # strict: it exists
+    result = apply_patch(tmp_path, same, lenient=True)  # leniently: already there, a no-op
+    assert result.ok and result.changed_paths == []
+    assert not apply_patch(tmp_path, other, lenient=True).ok  # never prepended or overwritten
+    assert (tmp_path / "n.ml").read_text() == "let n = 1\n"

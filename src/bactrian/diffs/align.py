@@ -22,6 +22,7 @@ from bactrian.diffs.ladder import (
     Placement,
     _adapt,
     _choose,
+    eol_fix,
     similarity,
 )
 from bactrian.diffs.model import Hunk
@@ -37,6 +38,7 @@ class _Cand:
     quality: tuple[float, ...]
     matched: int
     score: float
+    rung: str
 
 
 def _candidate_starts(keys: list[str], okeys: list[str]) -> list[int]:
@@ -128,31 +130,14 @@ def _evaluate(
     hunk: Hunk,
     okeys: list[str],
     s: int,
-    fuzzy: bool,
-    eol: str | None,
     config: LadderConfig,
     sim_cache: dict[tuple[int, int], float],
 ) -> _Cand | None:
     L = len(okeys)
     removable = [tag == "-" for tag, _ in hunk.lines if tag != "+"]
-    mapping, sims = _align(keys, okeys, removable, s, fuzzy, config, sim_cache)
-    if not fuzzy:
-        # a hunk line facing a different file line is drift, for the fuzzy rung; the context
-        # rung takes only lines missing on one side
-        prev_i: int | None = None
-        for i, mi in enumerate(mapping):
-            if mi is None:
-                continue
-            if prev_i is not None:
-                pm = mapping[prev_i]
-                assert pm is not None
-                if i - prev_i > 1 and mi - pm > 1:
-                    return None
-            prev_i = i
-    tags = [tag for tag, _ in hunk.lines if tag != "+"]
-    matched = sum(1 for s in sims if s == 1.0)
-    for i, tag in enumerate(tags):
-        if tag == "-" and sims[i] != 1.0:
+    mapping, sims = _align(keys, okeys, removable, s, True, config, sim_cache)
+    for i, rem in enumerate(removable):
+        if rem and sims[i] != 1.0:
             return None  # a line to remove is not in the file
     mapped = [m for m in mapping if m is not None]
     if not mapped:
@@ -160,16 +145,27 @@ def _evaluate(
     start, end = mapped[0], mapped[-1] + 1
     gap = (end - start) - len(mapped)
     unmatched = L - len(mapped)
+    matched = sum(1 for x in sims if x == 1.0)
     if gap > config.max_gap:
         return None
-    if fuzzy:
-        score = sum(sims) / L
-        if score < config.fuzzy_threshold:
-            return None
-    else:
-        score = matched / L
-        if unmatched > config.max_unmatched or matched * 2 < L or matched < 2:
-            return None
+    # a hunk line facing a different file line is drift (fuzzy); the context rung takes only
+    # lines missing on one side
+    drift = matched < len(mapped)
+    prev_i: int | None = None
+    for i, mi in enumerate(mapping):
+        if mi is None:
+            continue
+        if prev_i is not None:
+            pm = mapping[prev_i]
+            assert pm is not None
+            drift = drift or (i - prev_i > 1 and mi - pm > 1)
+        prev_i = i
+    context_ok = (
+        not drift and unmatched <= config.max_unmatched and matched * 2 >= L and matched >= 2
+    )
+    score = sum(sims) / L
+    if not context_ok and score < config.fuzzy_threshold:
+        return None
     # added lines must sit right after / right before old lines found in the file, and
     # when they have both, those two must be adjacent in the file (else where they go is a
     # guess)
@@ -194,6 +190,8 @@ def _evaluate(
             return None
         if before is not None and after is not None and after != before + 1:
             return None
+    old_lines = hunk.old_lines
+    eol = eol_fix([(old_lines[i], lines[m]) for i, m in enumerate(mapping) if m is not None])
     out: list[str] = []
     ptr = start
     oi = 0
@@ -210,12 +208,10 @@ def _evaluate(
             out.append(lines[m])
         ptr = m + 1
     quality = (score, -gap, -unmatched)
-    return _Cand(start, end, out, quality, matched, score)
+    return _Cand(start, end, out, quality, matched, score, "context" if context_ok else "fuzzy")
 
 
-def _select(
-    cands: list[_Cand], fuzzy: bool, config: LadderConfig, expected: int | None
-) -> _Cand | str:
+def _select(cands: list[_Cand], config: LadderConfig, expected: int | None) -> _Cand | str:
     """The winning candidate, or a reason why none wins. Rivals in other regions that fit
     about as well make the hunk ambiguous, unless its line numbers clearly point at one."""
     best_by_result: dict[tuple[int, int, tuple[str, ...]], _Cand] = {}
@@ -231,10 +227,7 @@ def _select(
             if other.quality == best.quality:
                 return f"ambiguous: two alignments near line {best.start + 1} fit equally well"
             continue
-        if fuzzy:
-            close = best.score - other.score < config.fuzzy_margin
-        else:
-            close = other.matched >= best.matched - 1
+        close = best.score - other.score < config.fuzzy_margin or other.matched >= best.matched - 1
         if close and not any(
             o.start < c.end and c.start < o.end for c in contenders for o in [other]
         ):
@@ -255,28 +248,23 @@ def align_place(
     hunk: Hunk,
     okeys: list[str],
     expected: int | None,
-    eol: str | None,
     config: LadderConfig,
 ) -> Placement:
     starts = _candidate_starts(keys, okeys)
     if not starts:
         raise HunkFailed("none of the hunk's lines occur in the file")
     sim_cache: dict[tuple[int, int], float] = {}
-    for fuzzy in (False, True):
-        cands = []
-        for s in starts:
-            c = _evaluate(lines, keys, hunk, okeys, s, fuzzy, eol, config, sim_cache)
-            if c is not None:
-                cands.append(c)
-        if not cands:
-            continue
-        chosen = _select(cands, fuzzy, config, expected)
+    cands = []
+    for s in starts:
+        c = _evaluate(lines, keys, hunk, okeys, s, config, sim_cache)
+        if c is not None:
+            cands.append(c)
+    if cands:
+        chosen = _select(cands, config, expected)
         if isinstance(chosen, str):
             raise HunkFailed(chosen)
         off = chosen.start - expected if expected is not None else 0
-        return Placement(
-            chosen.start, chosen.end, chosen.lines, "fuzzy" if fuzzy else "context", off
-        )
+        return Placement(chosen.start, chosen.end, chosen.lines, chosen.rung, off)
     raise HunkFailed(
         "no place in the file matches the hunk's context closely enough "
         "(a line to remove may be missing, or the file changed too much)"

@@ -103,6 +103,11 @@ def _decode(path: str, data: bytes, limits: DiffLimits) -> str:
         ) from None
 
 
+def norm_text(text: str) -> str:
+    """Text with line ends and trailing whitespace normalized, for "same content" checks."""
+    return "\n".join(line.rstrip() for line in text.rstrip().splitlines())
+
+
 def _to_bytes(v: str | bytes) -> bytes:
     return v if isinstance(v, bytes) else v.encode("utf-8", "surrogateescape")
 
@@ -166,11 +171,14 @@ def _apply_map(
             res.status = "added"
             base = ""
             if path in state:
-                if not lenient:
+                existing = _decode(path, state[path], limits)
+                created, _ = apply_hunks("", fp, lenient=lenient, config=config)
+                if not (lenient and norm_text(created) == norm_text(existing)):
                     res.status, res.error = "failed", "new file already exists"
                     continue
-                res.status = "modified"
-                base = _decode(path, state[path], limits)
+                res.status = "modified"  # leniently: the same file was already created
+                base = existing
+                fp = FilePatch(old_path=path, new_path=path)
         elif old not in state:
             only_adds = all(not h.old_lines for h in fp.hunks) and fp.hunks
             if lenient and new is not None and only_adds and old == new:

@@ -63,6 +63,17 @@ def _eol_of(lines: list[str]) -> str | None:
     return None
 
 
+def eol_fix(pairs: list[tuple[str, str]]) -> str | None:
+    """The line end added lines should take, from (hunk line, file line) pairs that matched:
+    ``"\r\n"`` when the diff lost the file's CRs, ``"\n"`` when it added some, else None."""
+    for hunk_line, file_line in pairs:
+        h_crlf, f_crlf = hunk_line.endswith("\r\n"), file_line.endswith("\r\n")
+        if not (hunk_line.endswith("\n") and file_line.endswith("\n")) or h_crlf == f_crlf:
+            continue
+        return "\r\n" if f_crlf else "\n"
+    return None
+
+
 def _adapt(text: str, eol: str | None) -> str:
     if eol is None or not text.endswith("\n"):
         return text
@@ -99,8 +110,9 @@ def _lineno_list(positions: list[int]) -> str:
     return shown + (", …" if len(positions) > 5 else "")
 
 
-def _replace_aligned(hunk: Hunk, window: list[str], eol: str | None) -> list[str]:
+def _replace_aligned(hunk: Hunk, window: list[str]) -> list[str]:
     """New lines for a window aligned 1:1 with the hunk's old lines."""
+    eol = eol_fix(list(zip(hunk.old_lines, window, strict=True)))
     out: list[str] = []
     k = 0
     for tag, text in hunk.lines:
@@ -128,6 +140,7 @@ def place_hunk(
     ``floor`` is where the previous hunk ended. Raises :class:`HunkFailed` with a reason."""
     old = hunk.old_lines
     header_ok = hunk.numbered and hunk.counts_ok
+    stated = expected
     if expected is not None:
         expected = max(0, min(expected, len(lines)))
     if not old:
@@ -138,6 +151,8 @@ def place_hunk(
         raise HunkFailed(_strict_reason(lines, hunk, expected))
     placement = _lenient_place(lines, hunk, expected, floor, config)
     _check_edges(lines, hunk, placement)
+    if stated is not None:
+        placement.offset = placement.start - stated
     return placement
 
 
@@ -161,8 +176,6 @@ def _lenient_place(
 ) -> Placement:
     old = hunk.old_lines
     header_ok = hunk.numbered and hunk.counts_ok
-    eol = _eol_of(lines)
-
     exact = _find_all(lines, old)
     if exact:
         pos = _choose(exact, expected, floor)
@@ -185,13 +198,13 @@ def _lenient_place(
                 f"ambiguous: ignoring whitespace, the hunk's lines occur at lines "
                 f"{_lineno_list(ws)}"
             )
-        new = _replace_aligned(hunk, lines[pos : pos + len(old)], eol)
+        new = _replace_aligned(hunk, lines[pos : pos + len(old)])
         off = pos - expected if expected is not None else 0
         return Placement(pos, pos + len(old), new, "whitespace", off)
 
     from bactrian.diffs.align import align_place
 
-    return align_place(lines, keys, hunk, okeys, expected, eol, config)
+    return align_place(lines, keys, hunk, okeys, expected, config)
 
 
 def _place_insertion(
