@@ -107,3 +107,27 @@ def test_hg_accepts_a_git_style_range(tmp_path: Path) -> None:
     by_revset, _ = mine_history(hg, "1:tip")
     by_range, _ = mine_history(hg, "0..tip")
     assert _comparable(by_range) == _comparable(by_revset)
+
+
+def test_a_squashed_range_is_one_change_split_the_same_in_git_and_hg(tmp_path: Path) -> None:
+    git = make_git(tmp_path / "g")
+    hg = make_hg(tmp_path / "h")
+    from_git, _ = mine_history(git, "HEAD~3..HEAD", squash_range=True)
+    from_hg, _ = mine_history(hg, "2:tip", squash_range=True)
+    assert _comparable(from_git) == _comparable(from_hg)
+    assert len(from_git) >= 2 and {e.kind for e in from_git} == {"vcs-part"}
+    assert len({e.base["commit"] for e in from_git}) == 1
+    assert "reword readme" in from_git[0].description
+    # the parts reconstruct the squashed range: parent of HEAD~2 → HEAD
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    open_vcs(git).archive(from_git[0].base["rev"], tree)
+    env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(tmp_path))
+    for p in from_git:
+        subprocess.run(
+            ["git", "apply", "-"], cwd=tree, input=p.diff, text=True, check=True, env=env
+        )
+    want = tmp_path / "want"
+    want.mkdir()
+    open_vcs(git).archive("HEAD", want)
+    assert _tree(tree) == _tree(want)

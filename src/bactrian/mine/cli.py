@@ -23,6 +23,12 @@ def _echo_json(data: Any) -> None:
 @click.option(
     "--range", "rev_range", help="git range (A..B) or Mercurial revset (with --from-vcs)."
 )
+@click.option(
+    "--squash",
+    is_flag=True,
+    help="With --from-vcs: the whole range is one change "
+    "(split into parts when large) instead of one per commit.",
+)
 @click.option("--vcs", type=click.Choice(["git", "hg"]), help="Repository kind (auto-detected).")
 @click.option("--max-lines", type=int, help="Drop diffs with more changed lines (default 100).")
 @click.option("--max-files", type=int, help="Drop diffs touching more files (default 5).")
@@ -54,6 +60,7 @@ def mine(
     workspaces: tuple[Path, ...],
     repo: Path | None,
     rev_range: str | None,
+    squash: bool,
     vcs: str | None,
     max_lines: int | None,
     max_files: int | None,
@@ -89,7 +96,9 @@ def mine(
     try:
         if repo is not None:
             assert rev_range is not None
-            result = mine_vcs(repo, rev_range, cfg, kind=vcs, db=db, label=labeller)
+            result = mine_vcs(
+                repo, rev_range, cfg, kind=vcs, db=db, label=labeller, squash_range=squash
+            )
         else:
             result = mine_workspaces(
                 list(workspaces), cfg, db=db, label=labeller, executor=executor

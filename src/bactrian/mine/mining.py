@@ -148,12 +148,14 @@ def mine_vcs(
     db: ExampleDB | None = None,
     describer: Describer | None = None,
     label: Callable[[list[Example]], Any] | None = None,
+    squash_range: bool = False,
 ) -> MineResult:
-    """Mine VCS history (git ``A..B``, Mercurial revset) into change / vcs-part examples."""
+    """Mine VCS history (git ``A..B``, Mercurial revset) into change / vcs-part examples: one
+    per commit, or the whole range as one change with ``squash_range``."""
     from bactrian.mine.vcs import mine_history
 
     cfg = config or MineConfig()
-    candidates, skipped = mine_history(repo, rev_range, cfg, kind=kind)
+    candidates, skipped = mine_history(repo, rev_range, cfg, kind=kind, squash_range=squash_range)
     return finish(
         candidates, skipped, cfg, source=f"vcs:{repo}", db=db, describer=describer, label=label
     )

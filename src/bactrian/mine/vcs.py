@@ -186,7 +186,8 @@ class HgReader:
         return out
 
     def changed_paths(self, commit: Commit) -> list[str]:
-        raw = self.hg("status", "--change", commit.rev, "-mar", "--no-status", "-0")
+        parent = commit.parent or "null"
+        raw = self.hg("status", "--rev", parent, "--rev", commit.rev, "-mar", "--no-status", "-0")
         return sorted(p for p in raw.decode().split("\0") if p)
 
     def read(self, rev: str | None, paths: list[str]) -> FileMap:
@@ -232,16 +233,35 @@ def open_vcs(repo: Path, kind: str | None = None) -> VcsReader:
     return reader
 
 
+def squash(commits: list[Commit]) -> Commit:
+    """The whole range as one change: first commit's parent → last commit."""
+    return Commit(
+        rev=commits[-1].rev,
+        parent=commits[0].parent,
+        time=commits[-1].time,
+        message="\n\n".join(c.message for c in commits),
+    )
+
+
 def mine_history(
-    repo: Path, rev_range: str, config: MineConfig | None = None, *, kind: str | None = None
+    repo: Path,
+    rev_range: str,
+    config: MineConfig | None = None,
+    *,
+    kind: str | None = None,
+    squash_range: bool = False,
 ) -> tuple[list[Example], dict[str, int]]:
     """Unfiltered examples for every non-merge commit in ``rev_range`` (git ``A..B``; hg
-    revset), plus counts of what was skipped (``merge`` commits)."""
+    revset), plus counts of what was skipped (``merge`` commits). With ``squash_range`` the
+    whole (linear) range is one change, split into parts when large."""
     cfg = config or MineConfig()
     reader = open_vcs(repo, kind)
     skipped: dict[str, int] = {}
     examples: list[Example] = []
-    for commit in reader.commits(rev_range):
+    commits = reader.commits(rev_range)
+    if squash_range and commits:
+        return commit_examples(reader, squash(commits), cfg), skipped
+    for commit in commits:
         if commit.merge:
             skipped["merge"] = skipped.get("merge", 0) + 1
             continue
