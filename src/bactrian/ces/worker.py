@@ -234,79 +234,14 @@ class Worker:
         self.counters["jobs"] += 1
         deadline = time.monotonic() + job.timeout_s if job.timeout_s else None
         flags: list[str] = []
-        stages: list[StageResult] = []
+        apply_stage, touched, apply_info = self._apply(job, flags)
+        stages = [apply_stage]
         diagnostics: list[Diagnostic] = []
-        apply_info: dict[str, Any] | None = None
-        t0 = time.monotonic()
-        if not job.diff.strip():
-            stages.append(
-                StageResult("apply", "failed", 0.0, "The diff is empty: nothing to judge.", None)
-            )
-            flags.append("empty-diff")
-            applied_ok = False
-            touched: list[str] = []
-        else:
-            applied = apply_diff(self.tree, job.diff, lenient=job.allow_lenient)
-            apply_info = applied.result
-            touched = [p for p in applied.touched if p]
-            applied_ok = applied.ok
-            if applied.lenient:
-                flags.append("lenient-apply")
-            stages.append(
-                StageResult(
-                    "apply",
-                    "passed" if applied.ok else "failed",
-                    round(time.monotonic() - t0, 4),
-                    applied.message[: self.config.output_bytes],
-                    None,
-                )
-            )
-            for rel in touched:
-                p = self.tree / rel
-                if p.exists() or p.is_symlink():
-                    prepare_tree(p, self.uid)
         edits_tests = [p for p in touched if is_test_path(p, self.config.test_globs)]
-        present = [p for p in touched if (self.tree / p).is_file()]
         if edits_tests:
             flags.append("edits-tests")
-        if applied_ok:
-            for stage in STAGES[1:]:
-                if stage == "test" and edits_tests and self.config.edits_tests_policy == "fail":
-                    stages.append(
-                        StageResult(
-                            "test",
-                            "failed",
-                            0.0,
-                            "The diff edits test files ("
-                            + ", ".join(edits_tests)
-                            + "): the test stage cannot pass for a diff that changes its own tests.",
-                            None,
-                        )
-                    )
-                    break
-                if stage == "test" and edits_tests:
-                    self._pristine_tests(edits_tests)
-                res, run_flags = self._stage_flags(stage, present, deadline)
-                for f in run_flags:
-                    if f not in flags:
-                        flags.append(f)
-                if res.status == "passed" and stage == "test":
-                    self._check_test_count(res)
-                stages.append(res)
-                if res.status not in ("passed", "skipped"):
-                    diagnostics = self.adapter.diagnostics(res.output)
-                    if stage == "typecheck" and any(_is_syntax(d) for d in diagnostics):
-                        # a syntax error the cheap parse step did not see: still a parse failure
-                        stages[-2:] = [
-                            StageResult(
-                                "parse",
-                                "failed",
-                                stages[-2].duration_s + res.duration_s,
-                                res.output,
-                                res.exit_code,
-                            )
-                        ]
-                    break
+        if apply_stage.status == "passed":
+            diagnostics = self._run_stages(stages, touched, edits_tests, deadline, flags)
         if "sandbox-kill" in flags:
             self.counters["sandbox_kills"] += 1
         furthest = None
@@ -315,10 +250,8 @@ class Worker:
                 break
             furthest = s.name
         ok = len(stages) == len(STAGES) and all(s.status in ("passed", "skipped") for s in stages)
-        tests = None
         test_stage = next((s for s in stages if s.name == "test"), None)
-        if test_stage is not None and test_stage.output:
-            tests = self.adapter.test_summary(test_stage.output)
+        tests = self.adapter.test_summary(test_stage.output) if test_stage else None
         return Verdict(
             job_id=job.id,
             ok=ok,
@@ -331,6 +264,65 @@ class Worker:
             flags=flags,
             apply=apply_info,
         )
+
+    def _apply(
+        self, job: Job, flags: list[str]
+    ) -> tuple[StageResult, list[str], dict[str, Any] | None]:
+        """The apply stage: (its result, the paths the diff names, ApplyResult dict)."""
+        if not job.diff.strip():
+            flags.append("empty-diff")
+            msg = "The diff is empty: nothing to judge."
+            return StageResult("apply", "failed", 0.0, msg, None), [], None
+        t0 = time.monotonic()
+        applied = apply_diff(self.tree, job.diff, lenient=job.allow_lenient)
+        touched = [p for p in applied.touched if p]
+        if applied.lenient:
+            flags.append("lenient-apply")
+        for rel in touched:
+            p = self.tree / rel
+            if p.exists() or p.is_symlink():
+                prepare_tree(p, self.uid)
+        status = "passed" if applied.ok else "failed"
+        out = applied.message[: self.config.output_bytes]
+        res = StageResult("apply", status, round(time.monotonic() - t0, 4), out, None)
+        return res, touched, applied.result
+
+    def _run_stages(
+        self,
+        stages: list[StageResult],
+        touched: list[str],
+        edits_tests: list[str],
+        deadline: float | None,
+        flags: list[str],
+    ) -> list[Diagnostic]:
+        """parse → typecheck → build → test into ``stages``, stopping at the first failure;
+        returns the failing stage's diagnostics."""
+        assert self.adapter is not None
+        present = [p for p in touched if (self.tree / p).is_file()]
+        for stage in STAGES[1:]:
+            if stage == "test" and edits_tests:
+                if self.config.edits_tests_policy == "fail":
+                    msg = (
+                        f"The diff edits test files ({', '.join(edits_tests)}): the test stage "
+                        "cannot pass for a diff that changes its own tests."
+                    )
+                    stages.append(StageResult("test", "failed", 0.0, msg, None))
+                    return []
+                self._pristine_tests(edits_tests)
+            res, run_flags = self._stage_flags(stage, present, deadline)
+            flags.extend(f for f in run_flags if f not in flags)
+            if res.status == "passed" and stage == "test":
+                self._check_test_count(res)
+            stages.append(res)
+            if res.status in ("passed", "skipped"):
+                continue
+            diagnostics = self.adapter.diagnostics(res.output)
+            if stage == "typecheck" and any(_is_syntax(d) for d in diagnostics):
+                # a syntax error the cheap parse step did not see: still a parse failure
+                took = stages[-2].duration_s + res.duration_s
+                stages[-2:] = [StageResult("parse", "failed", took, res.output, res.exit_code)]
+            return diagnostics
+        return []
 
     def _pristine_tests(self, paths: list[str]) -> None:
         """Put the base's version of each test path back (delete the ones the diff added)."""
