@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bactrian.errors import MiningError
 from bactrian.mine.apply import apply_to_dir
@@ -15,6 +17,7 @@ from bactrian.mine.dataset import (
     build_dataset,
     dataset_stats,
     export_dataset,
+    group_key,
     materialize_base,
     render_chat,
     render_completion,
@@ -140,3 +143,47 @@ def test_a_hashed_share_of_workspaces_is_held_out_whole() -> None:
         DatasetConfig(heldout_workspace_fraction=0.25),
     )
     assert [e.split for e in again] == [e.split for e in kept]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30),  # body (collisions = near duplicates)
+            st.integers(0, 3),  # workspace
+            st.integers(0, 1000),  # time
+            st.integers(0, 5),  # valley (group)
+        ),
+        max_size=40,
+    ),
+    st.floats(0, 0.5),
+    st.floats(0, 0.5),
+)
+def test_splits_are_leakage_safe(
+    specs: list[tuple[int, int, int, int]], held: float, rl: float
+) -> None:
+    items = []
+    for i, (body, ws, t, valley) in enumerate(specs):
+        e = ex(i, ws=f"/ws/{ws}", t=float(t), body=f"let v{body} = {body}\n")
+        e.stats["end_snapshot"] = f"valley{valley}"
+        items.append(e)
+    kept, rule = assign_splits(items, DatasetConfig(heldout_fraction=held, rl_fraction=rl))
+    order = {"train": 0, "rl": 1, "heldout": 2}
+    groups: dict[str, set[str | None]] = {}
+    for e in kept:
+        groups.setdefault(group_key(e), set()).add(e.split)
+    assert all(len(s) == 1 for s in groups.values()), "a group straddles splits"
+    by_hash: dict[str, set[str | None]] = {}
+    for e in kept:
+        by_hash.setdefault(normalised_hash(e.diff), set()).add(e.split)
+    assert all(len(s) == 1 for s in by_hash.values()), "a near duplicate crosses splits"
+    # by time: every group of a later split starts no earlier than the groups of earlier ones
+    starts: dict[str, float] = {}
+    for e in items:  # group start times before cross-split duplicates were dropped
+        key = group_key(e)
+        starts[key] = min(starts.get(key, e.created_at), e.created_at)
+    for a in kept:
+        for b in kept:
+            if order[a.split or ""] < order[b.split or ""]:
+                assert starts[group_key(a)] <= starts[group_key(b)]
+    assert len(kept) + rule["cross_split_near_duplicates_dropped"] == len(items)
