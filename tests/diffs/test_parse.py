@@ -158,3 +158,13 @@ def test_parser_never_crashes(lines: list[str]) -> None:
 
 def test_split_lines_only_splits_on_newline() -> None:
     assert split_lines("a\x0cb\u2028c\r\nd") == ["a\x0cb\u2028c\r\n", "d"]
+
+
+def test_rendering_a_parsed_patch_keeps_wrong_counts_wrong() -> None:
+    from bactrian.diffs import apply_to_files, render_patch
+
+    text = "--- a/f\n+++ b/f\n@@ -1,1 +1,1 @@\n a\n-b\n+c\n"
+    again = render_patch(parse_patch(text))
+    assert "@@ -1,1 +1,1 @@" in again
+    assert not apply_to_files({"f": "a\nb\n"}, again)[1].ok  # strict still refuses it
+    assert apply_to_files({"f": "a\nb\n"}, again, lenient=True)[1].rungs() == {"recount": 1}

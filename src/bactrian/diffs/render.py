@@ -102,6 +102,10 @@ def diff_hunks(a: list[str], b: list[str], context: int = 3) -> list[Hunk]:
 def render_hunk(h: Hunk) -> str:
     if h.old_start is None or h.new_start is None:
         head = "@@ @@" if not h.section else f"@@ {h.section} @@"
+    elif not h.counts_ok:  # keep the header as it was written: a strict apply refuses it
+        head = f"@@ -{h.old_start},{h.old_count} +{h.new_start},{h.new_count} @@"
+        if h.section:
+            head += " " + h.section
     else:
         olen = len(h.old_lines)
         nlen = len(h.new_lines)
