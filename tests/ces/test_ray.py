@@ -102,3 +102,16 @@ def test_each_job_sees_the_base_not_the_previous_diff(ray_backend: Any, base: Ba
         "test",
     ]
     assert ray_backend.status()["counters"]["actor_failures"] == 0
+
+
+def test_a_dead_actor_is_replaced_and_its_job_retried(ray_backend: Any, base: BaseSpec) -> None:
+    pool = next(iter(ray_backend._pools.values()))  # fault injection: kill one warm actor
+    ray.kill(pool.actors[0])
+    before = ray_backend.status()["counters"]
+    verdicts = ray_backend.evaluate([Job(base=base, diff=d) for d in (GREEN, TYPE, GREEN)])
+    assert [v.furthest for v in verdicts] == ["test", "parse", "test"]
+    assert all(v.error is None for v in verdicts)
+    after = ray_backend.status()["counters"]
+    assert after["actor_failures"] == before["actor_failures"] + 1
+    assert after["replaced"] == before["replaced"] + 1
+    assert ray_backend.status()["workers"] == 2

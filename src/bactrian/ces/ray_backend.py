@@ -125,6 +125,8 @@ class RayBackend:
             "warms": 0,
             "evictions": 0,
             "actor_failures": 0,
+            "replaced": 0,
+            "errors": 0,
             "rebuilds": 0,
         }
 
@@ -245,36 +247,45 @@ class RayBackend:
         return [v for v in out if v is not None]
 
     def _run_on(self, pool: _Pool, jobs: list[Job], idxs: list[int]) -> list[tuple[int, Verdict]]:
-        """Keep every actor busy with one job at a time until all jobs are judged."""
+        """Keep every actor busy with one job at a time until all jobs are judged.
+
+        A job whose actor died is retried once on the actor that replaces it; an exception
+        raised by the worker itself becomes a verdict with ``error`` (the actor lives on)."""
         ray = self._connect()
-        todo = list(zip(idxs, jobs, strict=True))
+        todo: list[tuple[int, Job, int]] = [(i, j, 0) for i, j in zip(idxs, jobs, strict=True)]
         todo.reverse()
         free = list(range(len(pool.actors)))
-        running: dict[Any, tuple[int, int, Job]] = {}  # ref -> (actor slot, index, job)
+        running: dict[Any, tuple[int, int, Job, int]] = {}  # ref -> (slot, index, job, tries)
         done: list[tuple[int, Verdict]] = []
         while todo or running:
             while todo and free:
                 slot = free.pop(0)
-                i, job = todo.pop()
+                i, job, tries = todo.pop()
                 job_d = job.to_dict()
                 job_d["base"] = pool.base.to_dict()
-                running[pool.actors[slot].judge.remote(job_d)] = (slot, i, job)
+                running[pool.actors[slot].judge.remote(job_d)] = (slot, i, job, tries)
+            if not running:  # every actor is gone and none could be replaced
+                for i, job, _ in todo:
+                    done.append((i, _error(job, "", "no live Ray worker left for this base")))
+                break
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
-                slot, i, job = running.pop(ref)
+                slot, i, job, tries = running.pop(ref)
                 try:
                     verdict = Verdict.from_dict(ray.get(ref))
-                except Exception as exc:
+                except ray.exceptions.RayActorError as exc:
                     self.counters["actor_failures"] += 1
-                    log.warning("CES Ray worker %s failed: %s", pool.ids[slot], exc)
-                    verdict = Verdict(
-                        job_id=job.id,
-                        ok=False,
-                        furthest=None,
-                        worker=pool.ids[slot],
-                        error=f"Ray worker {pool.ids[slot]} failed: {exc}",
-                    )
-                    self._replace(pool, slot)
+                    log.warning("CES Ray worker %s died: %s", pool.ids[slot], exc)
+                    if self._replace(pool, slot):
+                        free.append(slot)
+                    if tries == 0:
+                        todo.append((i, job, 1))
+                    else:
+                        done.append((i, _error(job, pool.ids[slot], f"worker died twice: {exc}")))
+                    continue
+                except Exception as exc:
+                    self.counters["errors"] += 1
+                    verdict = _error(job, pool.ids[slot], f"{type(_unwrap(exc)).__name__}: {exc}")
                 else:
                     self.counters["jobs"] += 1
                     if "worker-rebuilt" in verdict.flags:
@@ -283,15 +294,22 @@ class RayBackend:
                 free.append(slot)
         return done
 
-    def _replace(self, pool: _Pool, slot: int) -> None:
+    def _replace(self, pool: _Pool, slot: int) -> bool:
         """Start a fresh actor in place of a dead one (it warms its own tree again)."""
         ray = _ray()
         self._kill([pool.actors[slot]])
         wid = pool.ids[slot]
         root = self.config.resolved_work_dir() / "ray" / pool.key / f"{wid}-r{time.time_ns()}"
         actor = self._actor_cls.remote(wid, pool.base.to_dict(), str(root), self.config)
-        ray.get(actor.warm.remote())
+        try:
+            ray.get(actor.warm.remote())
+        except Exception as exc:
+            log.error("CES Ray worker %s could not be replaced: %s", wid, exc)
+            self._kill([actor])
+            return False
         pool.actors[slot] = actor
+        self.counters["replaced"] += 1
+        return True
 
     # -- status and shutdown ---------------------------------------------------------------
 
@@ -330,6 +348,11 @@ class RayBackend:
             if self._started_ray:
                 ray.shutdown()
                 self._started_ray = False
+
+
+def _error(job: Job, worker: str, message: str) -> Verdict:
+    """A verdict for a job the infrastructure could not judge (not a verdict on the diff)."""
+    return Verdict(job_id=job.id, ok=False, furthest=None, worker=worker, error=message)
 
 
 def _unwrap(exc: BaseException) -> BaseException:
