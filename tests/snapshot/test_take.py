@@ -190,3 +190,22 @@ def test_default_store_location_is_data_dir(tmp_path: Path) -> None:
     ws = make_plain(tmp_path / "ws")
     take_snapshot(ws, config=SnapshotConfig(probe="none"))
     assert list((Path(os.environ["BACTRIAN_DATA_DIR"]) / "snapshots").glob("ws-*/repo.git"))
+
+
+def test_changed_files_counts_content_changes_only(tmp_path: Path, cfg: SnapshotConfig) -> None:
+    ws = make_git(tmp_path / "ws")
+    s1 = take_snapshot(ws, config=cfg)
+    shapes = ws / "src" / "shapes.mli"
+    os.utime(shapes, ns=(1, 1))  # touched, same content
+    write(ws, {"src/shapes.ml": "let changed = 1\n", "src/added.ml": "let a = 1\n"})
+    (ws / "test" / "test_shapes.ml").unlink()
+    s2 = take_snapshot(ws, config=cfg)
+    store = open_store(ws, cfg)
+    assert sorted(store.changed_paths(s1, s2)) == [
+        "src/added.ml",
+        "src/shapes.ml",
+        "test/test_shapes.ml",
+    ]
+    assert s2.changed_files == 3 == store.get(2).changed_files
+    os.utime(shapes, ns=(2, 2))  # only a touch: no new snapshot
+    assert take_snapshot(ws, config=cfg).seq == 2

@@ -39,6 +39,7 @@ REPO_CONFIG: dict[str, str] = {
     "core.logAllRefUpdates": "false",
     "core.splitIndex": "true",
     "splitIndex.maxPercentChange": "20",
+    "splitIndex.sharedIndexExpire": "now",
     "index.version": "4",
     "gc.auto": "0",
     "status.showUntrackedFiles": "all",
@@ -172,7 +173,7 @@ def init_repo(git_dir: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".repo-", dir=git_dir.parent))
     try:
         repo = GitRepo(tmp)
-        repo.run("init", "-q", "--bare", str(tmp))
+        repo.run("init", "-q", "--bare", "--template=", str(tmp))  # no sample hooks
         for key, value in REPO_CONFIG.items():
             repo.run("config", key, value)
         repo.run("symbolic-ref", "HEAD", TIMELINE_REF)
@@ -242,9 +243,8 @@ def update_ref(git_dir: Path, new: str, old: str | None, ref: str = TIMELINE_REF
                 f"The timeline of store {git_dir} moved under us (expected {old}, found "
                 f"{current}); the snapshot is retried next time."
             )
-        os.write(fd, (new + "\n").encode())
-        os.fsync(fd)
-        os.close(fd)
+        os.write(fd, (new + "\n").encode())  # no fsync: a ref lost in a crash of the
+        os.close(fd)  # machine is restored from the SQLite index (Store.reconcile)
         fd = -1
         os.rename(lock, path)
     except OSError as exc:

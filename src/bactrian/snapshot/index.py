@@ -61,8 +61,10 @@ class SnapshotIndex:
             f"SELECT {COLUMNS} FROM snapshots WHERE id LIKE ? ORDER BY seq", (prefix + "%",)
         ).fetchall()
 
-    def insert(self, rec: dict[str, Any]) -> None:
+    def insert(self, rec: dict[str, Any], meta: dict[str, str] | None = None) -> None:
+        """One snapshot row (and ``meta`` updates) in one transaction."""
         try:
+            self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
                 f"INSERT OR REPLACE INTO snapshots ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
@@ -77,8 +79,22 @@ class SnapshotIndex:
                     json.dumps(rec["build"]),
                 ),
             )
+            for key, value in (meta or {}).items():
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)
+                )
+            self.db.execute("COMMIT")
         except sqlite3.Error as exc:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise StoreError(f"Cannot write the snapshot index {self.path}: {exc}.") from exc
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file and truncate it."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot checkpoint the snapshot index {self.path}: {exc}.") from exc
 
     def clear(self) -> None:
         self.db.execute("DELETE FROM snapshots")

@@ -87,7 +87,7 @@ def _commit_message(rec: dict[str, Any]) -> str:
     return (
         f"bactrian snapshot {rec['seq']}: {build['state']} "
         f"({len(build.get('diagnostics', []))} diagnostics, {rec['changed_files']} files changed)"
-        f"\n\n{json.dumps(rec, sort_keys=True)}\n"
+        f"\n\n{json.dumps(rec, sort_keys=True, separators=(',', ':'))}\n"
     )
 
 
@@ -338,6 +338,7 @@ class Store:
         self.git.run("repack", "-a", "-d", "-q", "--no-write-bitmap-index", nice=10)
         self.db.set_meta("snapshots_since_pack", "0")
         self.db.set_meta("objects_since_pack", "0")
+        self.db.checkpoint()
 
     def close(self) -> None:
         self.db.close()

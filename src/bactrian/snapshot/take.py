@@ -10,12 +10,15 @@ rows for any commit the ref has and SQLite lacks, so a restart continues the sam
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,16 +138,51 @@ class _SkipCache:
             )
 
 
-def _status(store: Store) -> list[tuple[str, bytes]]:
+@dataclass
+class _Entry:
+    x: str  # index vs last snapshot ("." = same)
+    y: str  # workspace vs index ("." = same, "?" = untracked)
+    index_oid: str | None  # blob id in the index (= in the last snapshot when x == ".")
+    path: bytes
+
+
+def _status(store: Store) -> list[_Entry]:
+    """``git status --porcelain=v2`` against the store's index: only stat data is compared
+    for unchanged files (the index is the stat cache); the untracked cache skips unchanged
+    directories."""
     out = store.work_git.run(
         "status",
-        "--porcelain=v1",
+        "--porcelain=v2",
         "-z",
         "--untracked-files=all",
         "--no-renames",
         "--ignore-submodules=all",
     ).stdout
-    return [(r[:2].decode(), r[3:]) for r in out.split(b"\0") if len(r) > 3]
+    entries = []
+    for rec in out.split(b"\0"):
+        if rec.startswith(b"? "):
+            entries.append(_Entry(".", "?", None, rec[2:]))
+        elif rec.startswith(b"1 "):
+            parts = rec.split(b" ", 8)
+            xy = parts[1].decode()
+            entries.append(_Entry(xy[0], xy[1], parts[7].decode(), parts[8]))
+        elif rec[:2] in (b"2 ", b"u "):  # not expected with --no-renames and our own index
+            parts = rec.split(b" ")
+            entries.append(_Entry("M", "M", None, parts[-1]))
+    return entries
+
+
+def _blob_id(path: bytes, st: os.stat_result) -> str | None:
+    """The git blob id of a file (or symlink) as it is now; None if it cannot be read."""
+    try:
+        if stat.S_ISLNK(st.st_mode):
+            data = os.readlink(path)
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+    except OSError:
+        return None
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def _update_index(store: Store, paths: list[bytes], flags: list[str]) -> None:
@@ -168,10 +206,11 @@ def _update_index(store: Store, paths: list[bytes], flags: list[str]) -> None:
             )
 
 
-def _stage(store: Store) -> tuple[bool, int]:
+def _stage(store: Store) -> tuple[bool, int, int | None]:
     """Bring the store's index up to date with the workspace. Returns (anything to look at,
-    number of new or changed files staged)."""
+    files staged, files whose content changed vs the last snapshot — None if unknown)."""
     ws = store.workspace
+    wsb = os.fsencode(ws)
     rules = build_rules(ws, store.config)
     rules_changed = _write_if_changed(store.git_dir / "info" / "exclude", rules.exclude_text)
     entries = _status(store)
@@ -179,21 +218,23 @@ def _stage(store: Store) -> tuple[bool, int]:
     add: list[bytes] = []
     remove: list[bytes] = []
     force_remove: list[bytes] = []
-    for xy, path in entries:
-        y = xy[1]
-        if y == " ":
+    changed: int | None = 0
+    for e in entries:
+        path, tracked = e.path, e.y != "?"
+        if e.x != ".":
+            changed = None  # the index is ahead of the last snapshot (an interrupted one)
+        if e.y == ".":
             continue
         if os.path.basename(path) in (b".gitignore", b".hgignore"):
             rules_changed = True
-        if y == "D":
+        if e.y == "D":
             remove.append(path)
             continue
         key = path.decode("utf-8", "surrogateescape")
-        tracked = y != "?"
         if not tracked and rules.hg_regexps and rules.hg_ignored(key):
             continue
         try:
-            st: os.stat_result | None = os.lstat(os.path.join(os.fsencode(ws), path.rstrip(b"/")))
+            st: os.stat_result | None = os.lstat(os.path.join(wsb, path.rstrip(b"/")))
         except OSError:
             st = None
         if skips.hit(key, st):
@@ -215,13 +256,22 @@ def _stage(store: Store) -> tuple[bool, int]:
             continue
         skips.items.pop(key, None)
         add.append(path)
+        if changed is not None and (
+            not tracked or st is None or _blob_id(os.path.join(wsb, path), st) != e.index_oid
+        ):
+            changed += 1
     if rules_changed:
         out = store.work_git.run("ls-files", "-z", "-c", "-i", "--exclude-standard").stdout
-        force_remove += [p for p in out.split(b"\0") if p]
+        ignored = [p for p in out.split(b"\0") if p]
+        if ignored:
+            force_remove += ignored
+            changed = None
     _update_index(store, add + remove, ["--add", "--remove"])
     _update_index(store, force_remove, ["--force-remove"])
     skips.save()
-    return bool(entries) or rules_changed, len(add)
+    if changed is not None:
+        changed += len(remove) + len(force_remove)
+    return bool(entries) or rules_changed, len(add), changed
 
 
 def _run_probe(probe: BuildProbe, workspace: Path, tree_id: str) -> BuildResult:
@@ -243,22 +293,23 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
         store.reconcile()
         _clear_stale_locks(store)
         last = store.last()
-        dirty, staged = _stage(store)
+        dirty, staged, changed = _stage(store)
         if last is not None and not dirty:
             return last
         tree = store.work_git.out("write-tree").strip()
         if last is not None and tree == last.tree_id:
             return last
-        diff = store.git.run(
-            "diff-tree",
-            "-r",
-            "-z",
-            "--no-renames",
-            "--name-only",
-            last.tree_id if last else EMPTY_TREE,
-            tree,
-        ).stdout
-        changed = sum(1 for p in diff.split(b"\0") if p)
+        if changed is None or last is None:
+            diff = store.git.run(
+                "diff-tree",
+                "-r",
+                "-z",
+                "--no-renames",
+                "--name-only",
+                last.tree_id if last else EMPTY_TREE,
+                tree,
+            ).stdout
+            changed = sum(1 for p in diff.split(b"\0") if p)
         if probe is None:
             probe = resolve_probe(store.workspace, store.config)
         build = _run_probe(probe, store.workspace, tree)
@@ -275,8 +326,18 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
         commit = write_commit(store.git_dir, tree, parent, int(when), _commit_message(rec))
         update_ref(store.git_dir, commit, parent)
         rec.update(id=commit, tree_id=tree, parent=last.id if last else None)
-        store.db.insert(rec)
-        _maybe_maintain(store, staged)
+        snaps = int(store.db.get_meta("snapshots_since_pack", "0") or 0) + 1
+        objects = int(store.db.get_meta("objects_since_pack", "0") or 0) + staged
+        store.db.insert(
+            rec, {"snapshots_since_pack": str(snaps), "objects_since_pack": str(objects)}
+        )
+        if snaps >= store.config.repack_every or objects >= MAINTAIN_OBJECTS:
+            try:
+                store.maintain()
+            except BactrianError as exc:
+                log.warning(
+                    "%s: packing the store failed (retried later): %s", store.workspace, exc
+                )
         return Snapshot(
             seq=seq,
             id=commit,
@@ -287,18 +348,6 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
             build=build,
             changed_files=changed,
         )
-
-
-def _maybe_maintain(store: Store, staged: int) -> None:
-    snaps = int(store.db.get_meta("snapshots_since_pack", "0") or 0) + 1
-    objects = int(store.db.get_meta("objects_since_pack", "0") or 0) + staged
-    store.db.set_meta("snapshots_since_pack", str(snaps))
-    store.db.set_meta("objects_since_pack", str(objects))
-    if snaps >= store.config.repack_every or objects >= MAINTAIN_OBJECTS:
-        try:
-            store.maintain()
-        except BactrianError as exc:
-            log.warning("%s: packing the store failed (retried later): %s", store.workspace, exc)
 
 
 def open_for_writing(workspace: Path | str, config: SnapshotConfig | None = None) -> Store:
