@@ -20,9 +20,6 @@ ray = pytest.importorskip("ray")
 
 pytestmark = pytest.mark.slow
 
-# `--force`: dune skips a test action whose inputs it has already seen pass (printing nothing)
-# when a diff recreates a state judged before, e.g. the same green diff twice on one worker.
-FORCE_TEST = {"test": "dune runtest --root . --force 2>&1"}
 NOT_APPLYING = (
     "diff --git a/lib/geom.ml b/lib/geom.ml\n--- a/lib/geom.ml\n+++ b/lib/geom.ml\n"
     "@@ -1,1 +1,1 @@\n-let nothing_like_this = 0\n+let x = 1\n"
@@ -45,7 +42,9 @@ def ray_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> BaseSpec:
-    return BaseSpec(str(write_project(tmp_path_factory.mktemp("shapes"))), stages=FORCE_TEST)
+    return BaseSpec(
+        str(write_project(tmp_path_factory.mktemp("shapes"))),
+    )
 
 
 def test_ray_is_a_registered_backend() -> None:
