@@ -42,9 +42,7 @@ def ray_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> BaseSpec:
-    return BaseSpec(
-        str(write_project(tmp_path_factory.mktemp("shapes"))),
-    )
+    return BaseSpec(str(write_project(tmp_path_factory.mktemp("shapes"))))
 
 
 def test_ray_is_a_registered_backend() -> None:
