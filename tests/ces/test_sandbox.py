@@ -123,3 +123,14 @@ def test_many_files_hit_the_disk_watchdog(tree: Path) -> None:
     )
     assert r.killed and "disk-limit" in r.flags and "sandbox-kill" in r.flags
     assert sum(p.stat().st_size for p in tree.glob("f*")) < 40 * 7000000
+
+
+def test_daemons_do_not_outlive_the_stage(tree: Path) -> None:
+    r = run(tree, "setsid sh -c 'sleep 300' > /dev/null 2>&1 < /dev/null & echo started")
+    assert r.exit_code == 0 and "started" in r.output
+    uid = sandbox_uid(str(tree))
+    for _ in range(50):
+        if not sandbox_processes({uid}):
+            break
+        time.sleep(0.1)
+    assert not sandbox_processes({uid})
