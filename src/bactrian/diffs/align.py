@@ -62,14 +62,15 @@ def _align(
     okeys: list[str],
     removable: list[bool],
     s: int,
-    fuzzy: bool,
+    late: bool,
     config: LadderConfig,
     sim_cache: dict[tuple[int, int], float],
 ) -> tuple[list[int | None], list[float]]:
     """Align the hunk's old lines with the file around start ``s`` (banded dynamic
-    programming: equal lines score 2, a drifted context line ``2 * similarity`` in fuzzy mode,
-    each skipped line -1; file lines before and after the hunk are free). Returns, per old
-    line, the file line it maps to (or None) and how similar they are."""
+    programming: equal lines score 2, a drifted context line ``2 * similarity - 0.5``, each
+    skipped line -1; file lines before and after the hunk are free). Between equally good
+    alignments (repeated blank lines, say) ``late`` picks the one matching later file lines.
+    Returns, per old line, the file line it maps to (or None) and how similar they are."""
     g = config.max_gap + config.max_unmatched
     n = len(okeys)
     lo = max(0, s - g)
@@ -97,14 +98,15 @@ def _align(
             pair = None
             if a == b:
                 pair = 2.0
-            elif fuzzy and not removable[i - 1] and a and b:
+            elif not removable[i - 1] and a and b:
                 key = (i - 1, lo + j - 1)
                 if key not in sim_cache:
                     sim_cache[key] = similarity(a, b)
                 if sim_cache[key] >= config.line_similarity:
                     pair = 2.0 * sim_cache[key] - 0.5
-            if pair is not None and score[i - 1][j - 1] + pair > best:
-                best, how = score[i - 1][j - 1] + pair, 0
+            diag = score[i - 1][j - 1] + pair if pair is not None else neg
+            if diag > best or (late and diag == best and diag > neg):
+                best, how = diag, 0
             score[i][j] = best
             back[i][j] = how
     mapping: list[int | None] = [None] * n
@@ -130,12 +132,13 @@ def _evaluate(
     hunk: Hunk,
     okeys: list[str],
     s: int,
+    late: bool,
     config: LadderConfig,
     sim_cache: dict[tuple[int, int], float],
 ) -> _Cand | None:
     L = len(okeys)
     removable = [tag == "-" for tag, _ in hunk.lines if tag != "+"]
-    mapping, sims = _align(keys, okeys, removable, s, True, config, sim_cache)
+    mapping, sims = _align(keys, okeys, removable, s, late, config, sim_cache)
     for i, rem in enumerate(removable):
         if rem and sims[i] != 1.0:
             return None  # a line to remove is not in the file
@@ -256,9 +259,10 @@ def align_place(
     sim_cache: dict[tuple[int, int], float] = {}
     cands = []
     for s in starts:
-        c = _evaluate(lines, keys, hunk, okeys, s, config, sim_cache)
-        if c is not None:
-            cands.append(c)
+        for late in (False, True):
+            c = _evaluate(lines, keys, hunk, okeys, s, late, config, sim_cache)
+            if c is not None:
+                cands.append(c)
     if cands:
         chosen = _select(cands, config, expected)
         if isinstance(chosen, str):

@@ -241,4 +241,10 @@ def _strict_reason(lines: list[str], hunk: Hunk, expected: int | None) -> str:
 
 
 def similarity(a: str, b: str) -> float:
-    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    """How alike two (normalized) lines are, 0..1. A line extended or cut at its end (a
+    comment appended, say) counts as at least 0.75 alike."""
+    ratio = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    short, long_ = sorted((a, b), key=len)
+    if len(short) >= 4 and long_.startswith(short):
+        return max(ratio, 0.75)
+    return ratio
