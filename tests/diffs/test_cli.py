@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bactrian.cli import cli
@@ -74,3 +75,13 @@ def test_render_and_extract(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert data["formats"] == ["search-replace"] and "+let b = 22" in data["diff"]
+
+
+def test_limits_come_from_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _tree(tmp_path)
+    monkeypatch.setenv("BACTRIAN_DIFFS_MAX_FILE_BYTES", "5")
+    res = CliRunner().invoke(cli, ["diffs", "check", str(root), "-", "--lenient"], input=BARE)
+    assert res.exit_code == 1 and "max_file_bytes" in res.output
+    monkeypatch.setenv("BACTRIAN_DIFFS_FUZZY_THRESHOLD", "7")
+    res = CliRunner().invoke(cli, ["diffs", "check", str(root), "-"], input=BARE)
+    assert res.exit_code == 1 and "between 0 and 1" in res.output

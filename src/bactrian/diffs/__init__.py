@@ -10,6 +10,7 @@ See ``docs/diffs.md`` for the formats accepted, the lenient ladder and the safet
 """
 
 from bactrian.diffs.apply import apply_patch, apply_to_files, check_path
+from bactrian.diffs.config import DiffsConfig, load_diffs_config
 from bactrian.diffs.extract import ChangeSet, extract_changes
 from bactrian.diffs.ladder import LadderConfig
 from bactrian.diffs.model import (
@@ -31,6 +32,7 @@ __all__ = [
     "ApplyResult",
     "ChangeSet",
     "DiffLimits",
+    "DiffsConfig",
     "FilePatch",
     "FileResult",
     "Hunk",
@@ -41,6 +43,7 @@ __all__ = [
     "apply_to_files",
     "check_path",
     "extract_changes",
+    "load_diffs_config",
     "parse_patch",
     "render_diff",
     "render_patch",

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from bactrian.diffs.apply import apply_patch
+from bactrian.diffs.config import load_diffs_config
 from bactrian.diffs.extract import extract_changes
 from bactrian.diffs.model import ApplyResult
 from bactrian.diffs.render import render_tree_diff
@@ -57,7 +58,15 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print the result a
 def check(directory: Path, patch: str, lenient: bool, as_json: bool) -> None:
     """Dry run: would PATCH apply to DIRECTORY? (PATCH may be - for stdin.) Exit status 1 when
     it would not."""
-    result = apply_patch(directory, _read(patch), lenient=lenient, dry_run=True)
+    cfg = load_diffs_config()
+    result = apply_patch(
+        directory,
+        _read(patch),
+        lenient=lenient,
+        dry_run=True,
+        limits=cfg.limits(),
+        config=cfg.ladder(),
+    )
     _report(result, as_json)
     if not result.ok:
         sys.exit(1)
@@ -71,7 +80,10 @@ def check(directory: Path, patch: str, lenient: bool, as_json: bool) -> None:
 def apply(directory: Path, patch: str, lenient: bool, as_json: bool) -> None:
     """Apply PATCH to DIRECTORY: all files or none. (PATCH may be - for stdin.) Exit status 1
     when nothing was applied; the JSON names the rung that applied each hunk."""
-    result = apply_patch(directory, _read(patch), lenient=lenient)
+    cfg = load_diffs_config()
+    result = apply_patch(
+        directory, _read(patch), lenient=lenient, limits=cfg.limits(), config=cfg.ladder()
+    )
     _report(result, as_json)
     if not result.ok:
         sys.exit(1)
