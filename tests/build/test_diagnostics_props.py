@@ -174,3 +174,14 @@ def test_gcc_style_parser() -> None:
 def test_unknown_language_names_the_choices() -> None:
     with pytest.raises(UnknownNameError, match="Did you mean: ocaml"):
         parse_diagnostics("", "ocamll")
+
+
+def test_continuation_lines_starting_with_dune_action_names_stay_in_the_message() -> None:
+    from bactrian.build.diagnostics import _ACTIONS
+
+    for word in [*_ACTIONS, "refmt"]:
+        d = Diagnostic("a.ml", 1, 0, 1, 0, Severity.ERROR, f"x\n{word} 0", "type")
+        assert parse_ocaml(render_ocaml(d)) == [d], word
+    # while dune's own right-aligned action lines are still skipped
+    text = render_ocaml(Diagnostic("a.ml", 1, 0, 1, 0, Severity.ERROR, "x", "type"))
+    assert parse_ocaml(text + "      ocamlc lib/.a.objs/byte/a.{cmi,cmo}\n")[0].message == "x"

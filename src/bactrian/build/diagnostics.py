@@ -77,10 +77,10 @@ _ACTIONS = [
     "mv",
     "install",
     "ocamlmerlin",
-    "refmt",
 ]
 # right-aligned exactly as dune prints it ("%12s %s"), so that an indented continuation line
 # of a compiler message that happens to start with one of these words is not mistaken for one
+# (no 5-letter names: they would sit at OCaml's own 7-column continuation indent)
 _SHORT_ACTION = re.compile(
     "^(?:" + "|".join(" " * max(12 - len(a), 0) + a for a in _ACTIONS) + r") \S.*$"
 )
