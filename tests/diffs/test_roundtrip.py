@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bactrian.diffs import (
     apply_patch,
@@ -115,3 +116,32 @@ def test_context_sizes_round_trip(context: int) -> None:
     assert text.count("@@ -") == 2
     out, result = apply_to_files(old, text)
     assert result.ok and out == _bytes(new)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tree_and_edit(), st.data())
+def test_renames_round_trip_and_git_accepts_them(
+    trees: tuple[dict[str, str], dict[str, str]], data: st.DataObject
+) -> None:
+    old, new = trees
+    movable = sorted(p for p in new if p in old and old[p] == new[p] and old[p])
+    if not movable:
+        return
+    src = data.draw(st.sampled_from(movable))
+    dest = "moved/" + src.replace("/", "_")
+    new = {**{p: t for p, t in new.items() if p != src}, dest: new[src]}
+    text = render_diff(old, new, detect_renames=True)
+    assert f"rename from {src}" in text or 'rename from "' in text
+    out, result = apply_to_files(old, text)
+    assert result.ok and out == _bytes(new)
+    assert any(f.status == "renamed" for f in result.files)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _write(root, old)
+        (root / "d.patch").write_bytes(text.encode())
+        run = subprocess.run(
+            ["git", "apply", "--whitespace=nowarn", "d.patch"], cwd=root, capture_output=True
+        )
+        assert run.returncode == 0, run.stderr
+        (root / "d.patch").unlink()
+        assert _read(root) == new
