@@ -7,10 +7,10 @@ order, the first that places the hunk being recorded.
                 and found exactly (uniquely, or clearly nearest to a stated line number)
     whitespace  found when whitespace-only differences (indentation, trailing blanks, CRLF)
                 are ignored; context lines keep the file's own whitespace
-    context     found when some hunk context lines are not in the file (extra/drifted edges) or
-                some file lines are missing from the hunk's context
-    fuzzy       context lines are similar (not equal) to the file's, above a threshold, and the
-                best place is clearly better than any other
+    context     found when some hunk context lines are not in the file (extra lines) or some
+                file lines are missing from the hunk's context (a dropped line)
+    fuzzy       context lines drifted: similar (not equal) to the file's, above a threshold
+                (the last two rungs' candidates compete on one score, see ``align``)
 
 Every rung refuses to guess: when two places fit equally well the hunk fails as ambiguous.
 Lines to remove must always be found (ignoring whitespace only); added lines must sit between
