@@ -87,3 +87,16 @@ def test_config_rejects_bad_values() -> None:
         CESConfig(reward_weights={"deploy": 1.0})
     cfg = CESConfig.load(workers=3, timeout_s=9)
     assert cfg.resolved_workers() == 3 and cfg.limits("build").wall_s == 9
+
+
+def test_warming_gets_its_own_longer_time_limit(tmp_path: Path) -> None:
+    spec = plain_base(tmp_path, "slow")
+    spec.stages["test"] = "sleep 1.5"
+    cfg = small_config(tmp_path / "work", workers=1, timeout_s=0.5, stage_timeouts={})
+    be = LocalBackend(cfg)
+    try:
+        assert be.warm(spec)["workers"] == 1  # the cold run may take longer than a job's stage
+        [v] = be.evaluate([Job(spec, TO_OK2)])
+        assert v.stage("test").status == "timeout" and v.furthest == "build"  # type: ignore[union-attr]
+    finally:
+        be.close()

@@ -51,6 +51,7 @@ class CESConfig:
     adapter: str = "auto"  # default adapter for bases that do not name one
     timeout_s: float = 120.0  # default wall-clock limit per stage
     stage_timeouts: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    warm_timeout_s: float = 1800.0  # per stage while warming (a cold build of the base)
     cpu_s: int = 120
     memory_mb: int = 4096
     max_procs: int = 256

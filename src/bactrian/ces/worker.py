@@ -171,9 +171,10 @@ class Worker:
         prepare_tree(self.tree, self.uid)
 
     def _run_green_stages(self) -> list[StageResult]:
+        """typecheck, build, test on the unchanged tree, with the (longer) warm limits."""
         out = []
         for stage in STAGES[2:]:
-            res = self._stage(stage, [], None)
+            res = self._stage_flags(stage, [], None, warm=True)[0]
             out.append(res)
             if res.status not in ("passed", "skipped"):
                 break
@@ -191,17 +192,17 @@ class Worker:
         (self.root / "state.json").write_text(json.dumps(state, indent=1))
 
     # ----------------------------------------------------------------- stages
-    def _stage(self, stage: str, touched: list[str], deadline: float | None) -> StageResult:
-        return self._stage_flags(stage, touched, deadline)[0]
-
     def _stage_flags(
-        self, stage: str, touched: list[str], deadline: float | None
+        self, stage: str, touched: list[str], deadline: float | None, *, warm: bool = False
     ) -> tuple[StageResult, list[str]]:
         assert self.adapter is not None
         cmd = self.adapter.command(stage, touched, self.base.stages)
         if not cmd:
             return StageResult(stage, "skipped", 0.0, "", None), []
         limits = self.config.limits(stage)
+        if warm:  # a cold build of a real repository takes far longer than a job's stage
+            limits.wall_s = max(limits.wall_s, self.config.warm_timeout_s)
+            limits.cpu_s = max(limits.cpu_s, int(self.config.warm_timeout_s))
         if deadline is not None:
             limits.wall_s = max(0.1, min(limits.wall_s, deadline - time.monotonic()))
         run = self.sandbox.run(cmd, tree=self.tree, limits=limits, uid=self.uid)
