@@ -133,3 +133,11 @@ def test_cli_bad_stage_option(project: Path, tmp_path: Path) -> None:
         cli, ["ces", "eval", str(project), "--stage", "bogus=x", str(tmp_path / "d.diff")]
     )
     assert result.exit_code != 0 and "NAME=CMD" in result.output
+
+
+def test_cli_address_needs_the_ray_backend(project: Path, tmp_path: Path) -> None:
+    (tmp_path / "d.diff").write_text(GREEN)
+    result = CliRunner().invoke(
+        cli, ["ces", "eval", str(project), "--address", "auto", str(tmp_path / "d.diff")]
+    )
+    assert result.exit_code != 0 and "--backend ray" in result.output

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,10 @@ def warm(
     show_default=True,
     help="Where the workers run.",
 )
+@click.option(
+    "--address",
+    help="Ray cluster address for --backend ray ('auto', 'ray://head:10001'; default: a local Ray).",
+)
 def eval_cmd(
     base: str,
     rev: str | None,
@@ -126,6 +131,7 @@ def eval_cmd(
     lenient: bool,
     as_json: bool,
     backend: str,
+    address: str | None,
 ) -> None:
     """Judge each DIFF file ('-' for stdin) against BASE, warming it first.
 
@@ -133,6 +139,10 @@ def eval_cmd(
     from bactrian.ces.api import evaluate, shutdown
 
     texts = [sys.stdin.read() if d == "-" else Path(d).read_text() for d in diffs]
+    if address:
+        if backend != "ray":
+            raise ConfigError("--address only applies to --backend ray.")
+        os.environ["BACTRIAN_CES_RAY_ADDRESS"] = address  # read by the ray backend's config
     config = _config(workers, sandbox, timeout)
     try:
         verdicts = evaluate(
