@@ -95,3 +95,14 @@ def test_whole_file_outputs() -> None:
 def test_no_edit_gives_an_empty_change_set() -> None:
     cs = extract_changes("I am not sure what you mean. Could you clarify?")
     assert not cs and cs.render() == "" and cs.warnings
+
+
+def test_headerless_hunks_go_to_the_one_file_given() -> None:
+    completion = "```diff\n@@ -3 +3 @@\n-let sub a b = a - b\n+let sub a b = b - a\n```\n"
+    one = {"src/calc.ml": FILES["src/calc.ml"]}
+    out = _applied(completion, one)
+    assert "let sub a b = b - a" in out["src/calc.ml"]
+    with pytest.raises(DiffParseError, match="no '---'/'\\+\\+\\+' file header"):
+        extract_changes(completion, FILES)
+    labelled = "src/calc.ml\n" + completion
+    assert extract_changes(labelled, FILES).paths() == ["src/calc.ml"]

@@ -120,6 +120,14 @@ def _looks_like_diff(body: list[str]) -> bool:
     )
 
 
+def _has_file_header(body: list[str]) -> bool:
+    return any(
+        line.startswith("diff --git ")
+        or (line.startswith("--- ") and k + 1 < len(body) and body[k + 1].startswith("+++ "))
+        for k, line in enumerate(body)
+    )
+
+
 def _replace_once(content: str, search: str, replace: str, path: str) -> str:
     if not search.strip():
         return content + replace if content else replace
@@ -224,7 +232,20 @@ def extract_changes(completion: str, files: Mapping[str, str] | None = None) -> 
     diff_blocks = [b for b in blocks if b.start not in used and _is_diff_block(b)]
     if diff_blocks:
         for b in diff_blocks:
-            patch.files += parse_patch("".join(b.body)).files
+            body = "".join(b.body)
+            if not _has_file_header(b.body):
+                # hunks with no file header: they can only be for the one file given (or the
+                # file named in the fence label / just before it)
+                target = _info_path(b.info) or _clean_label(b.label)
+                if target is None and len(files) == 1:
+                    target = next(iter(files))
+                if target is None:
+                    raise DiffParseError(
+                        f"line {b.start + 2}: a diff with hunks but no '---'/'+++' file header; "
+                        "name the file (a header, or pass the one file in `files`)"
+                    )
+                body = f"--- a/{target}\n+++ b/{target}\n" + body
+            patch.files += parse_patch(body).files
         cs.formats.append("diff")
     elif not edits:
         rest = "".join(line for n, line in enumerate(lines) if n not in used)
