@@ -54,6 +54,7 @@ def test_ray_is_a_registered_backend() -> None:
 def test_warm_starts_two_actors_with_green_trees(ray_backend: Any, base: BaseSpec) -> None:
     info = ray_backend.warm(base, workers=2)
     assert info["workers"] == 2
+    assert info["cloned"] == 1  # one node: the second actor copies the first's warm tree
     st = ray_backend.status()
     assert st["backend"] == "ray"
     assert st["bases"][0]["key"] == info["key"]

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bactrian.ces.config import CESConfig
 from bactrian.ces.types import BACKENDS, BaseSpec, Job, Verdict
@@ -55,9 +55,16 @@ class _WorkerActor:
 
         self.worker = Worker(worker_id, BaseSpec.from_dict(base), Path(root), config)
 
-    def warm(self) -> dict[str, Any]:
-        self.worker.warm()
-        return dict(self.worker.info())
+    def warm(self, clone: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Make the tree green: by copying ``clone`` (a warm sibling's ``{"node", "tree"}``,
+        ``_build`` included) when it lives on this node, else from scratch."""
+        node = _node_id()
+        source = None
+        if clone and clone.get("node") == node and Path(clone["tree"]).is_dir():
+            source = _TreeSource(Path(clone["tree"]))
+        self.worker.warm(clone_from=cast(Any, source))
+        info = self.worker.info()
+        return {**info, "node": node, "tree": str(self.worker.tree), "cloned": source is not None}
 
     def judge(self, job: dict[str, Any]) -> dict[str, Any]:
         return self.worker.judge(Job.from_dict(job)).to_dict()
@@ -70,6 +77,19 @@ class _WorkerActor:
 
 
 @dataclass
+class _TreeSource:
+    """What :meth:`Worker.warm` reads from ``clone_from``: the warm tree to copy."""
+
+    tree: Path
+
+
+def _node_id() -> str:
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id())
+
+
+@dataclass
 class _Pool:
     key: str
     base: BaseSpec
@@ -77,6 +97,7 @@ class _Pool:
     ids: list[str]
     warm_s: float
     used: float
+    cloned: int = 0  # workers that copied a warm sibling's tree instead of building
 
 
 def _ray() -> Any:
@@ -170,6 +191,7 @@ class RayBackend:
             "workers": len(pool.actors),
             "worker_ids": list(pool.ids),
             "warm_s": pool.warm_s,
+            "cloned": pool.cloned,
             "backend": self.name,
         }
 
@@ -190,12 +212,14 @@ class RayBackend:
                 self._actor_cls.remote(wid, base.to_dict(), str(root / wid), self.config)
                 for wid in ids
             ]
-            try:
-                ray.get([a.warm.remote() for a in actors])
+            try:  # the first builds from scratch; the others copy it where they share its node
+                first = ray.get(actors[0].warm.remote())
+                infos = [first, *ray.get([a.warm.remote(first) for a in actors[1:]])]
             except Exception as exc:
                 self._kill(actors)
                 raise _unwrap(exc) from None
             pool = _Pool(key, base, actors, ids, time.monotonic() - start, time.monotonic())
+            pool.cloned = sum(1 for i in infos if i.get("cloned"))
             self._pools[key] = pool
             self.counters["warms"] += 1
             while len(self._pools) > max(1, self.config.max_bases):
