@@ -127,9 +127,19 @@ def test_sync_evaluate_route_returns_verdicts(url: str) -> None:
     assert [v.furthest for v in got] == ["typecheck", "test"]
 
 
+def test_status_route_reports_the_backend(url: str) -> None:
+    resp = httpx.get(f"{url}/v1/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["backend"] == "scripted"
+    assert body["queued_jobs"] == 0
+    assert body["status"]["counters"] == {"resets": 7}
+
+
 def test_token_is_required_except_for_health(url: str) -> None:
     body = {"base": {"source": "/repo"}, "diffs": ["x"]}
     assert httpx.get(f"{url}/healthz").json()["ok"] is True
+    assert httpx.get(f"{url}/v1/status").status_code == 401
     assert httpx.post(f"{url}/v1/batches", json=body).status_code == 401
     assert httpx.get(f"{url}/metrics").status_code == 401
     wrong = {"Authorization": "Bearer nope"}
