@@ -78,6 +78,12 @@ def edit(files: list[Path], rng: random.Random, k: int = 10) -> list[Path]:
     return chosen
 
 
+def paired(ours: list[float], ref: list[float]) -> float:
+    """Median of per-round ratios: each round times both sides back to back, so load that
+    drifts on a shared machine hits both sides of a ratio alike."""
+    return statistics.median(a / b for a, b in zip(ours, ref, strict=True))
+
+
 def timed(fn) -> float:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
     fn()
@@ -130,7 +136,7 @@ def run(n_files: int, rounds: int, window_s: float) -> dict[str, float]:
         for _ in range(rounds):
             git_t.append(timed(lambda: git_status(ws)))
             snap_t.append(timed(lambda: take_snapshot(ws, config=cfg)))
-        unchanged = statistics.median(snap_t) / statistics.median(git_t)
+        unchanged = paired(snap_t, git_t)
         print(
             f"unchanged: snapshot {statistics.median(snap_t) * 1e3:.1f} ms, git status "
             f"{statistics.median(git_t) * 1e3:.1f} ms, ratio {unchanged:.2f}",
@@ -149,7 +155,7 @@ def run(n_files: int, rounds: int, window_s: float) -> dict[str, float]:
         loose = store_bytes(store.root)
         store.maintain()
         packed = store_bytes(store.root)
-        changed_ratio = statistics.median(snap_c) / statistics.median(git_c)
+        changed_ratio = paired(snap_c, git_c)
         per_change = statistics.mean(compressed)
         growth = (packed - size0) / rounds
         growth_loose = (loose - size0) / rounds
@@ -215,7 +221,8 @@ def render(r: dict[str, float], rounds: int) -> str:
 Command: `.venv/bin/python benchmarks/bench_snapshot.py` — {time.strftime("%Y-%m-%d")},
 {platform.node()} ({os.cpu_count()} cores, shared), git {subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.split()[-1]},
 {int(r["files"])}-file generated git workspace ({r["tree_mb"]:.0f} MB, median file ~2.2 KB), build probe `none`,
-medians of {rounds} interleaved rounds; each "changed" round inserts a line into 10 random files.
+{rounds} interleaved rounds (ratio = median of per-round ratios; times = medians); each
+"changed" round inserts a line into 10 random files.
 
 | measure | bactrian | reference | ratio | goal |
 |---|---|---|---|---|
@@ -249,7 +256,7 @@ def write_docs(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--files", type=int, default=20_000)
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=25)
     ap.add_argument("--window", type=float, default=20.0, help="daemon CPU window, seconds")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = ap.parse_args(argv)
