@@ -18,6 +18,7 @@ from bactrian.build.watch import (
     WatchStatus,
     WatchTracker,
     _watch_lock,
+    foreign_dune_watch,
     read_status,
     status_path,
     watcher_alive,
@@ -234,3 +235,49 @@ def test_kill_9_of_the_wrapper_stops_dune_and_reads_as_no_watcher(watched) -> No
     assert not watcher_alive(ws)
     res = WatchProbe(wait_s=0, stale_s=0).run(ws)
     assert res.state is BuildState.UNKNOWN and "no watch-mode build is running" in res.log
+
+
+def test_foreign_dune_watch_is_found_in_proc(tmp_path: Path) -> None:
+    proc_root = tmp_path / "proc"
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    for pid, argv, cwd in [
+        ("10", b"dune\0build\0--root\0.\0", ws),  # not watching
+        ("11", b"/usr/bin/dune\0build\0-w\0@check\0", tmp_path),  # another root
+        ("12", b"vim\0-w\0build\0", ws),  # not dune
+        ("13", b"/usr/bin/dune\0build\0--watch\0", ws),
+    ]:
+        (proc_root / pid).mkdir(parents=True)
+        (proc_root / pid / "cmdline").write_bytes(argv)
+        (proc_root / pid / "cwd").symlink_to(cwd)
+    (proc_root / "self").mkdir()
+    assert foreign_dune_watch(ws, proc_root) == 13
+    (proc_root / "13" / "cmdline").write_bytes(b"dune\0build\0")
+    assert foreign_dune_watch(ws, proc_root) is None
+
+
+@needs_inotify
+def test_dune_probe_will_not_fight_a_plain_dune_watch(tmp_path: Path) -> None:
+    ws = write_project(tmp_path / "ws", {})
+    probe = choose_probe(ws)
+    assert probe.run(ws, "t0").state is BuildState.GREEN
+    dune = subprocess.Popen(
+        ["dune", "build", "-w", "@check", "--root", "."],
+        cwd=ws,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while foreign_dune_watch(ws) != dune.pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert probe.run(ws, "t0").state is BuildState.GREEN  # cached: no build needed
+        res = probe.run(ws, "t1")
+        assert res.state is BuildState.UNKNOWN
+        assert f"(pid {dune.pid}) is already building" in res.log
+        assert "bactrian build watch" in res.log
+    finally:
+        os.killpg(dune.pid, signal.SIGTERM)
+        dune.wait(timeout=20)
+    assert probe.run(ws, "t1").state is BuildState.GREEN

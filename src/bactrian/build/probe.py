@@ -308,11 +308,18 @@ class CommandProbe:
             probe=self.name,
         )
 
+    def _cached(self, workspace: Path, tree_id: str | None) -> BuildResult | None:
+        hit = self._cache.get(str(Path(workspace).resolve()))
+        if tree_id is not None and hit is not None and hit[0] == tree_id:
+            return copy.deepcopy(hit[1])
+        return None
+
     def run(self, workspace: Path, tree_id: str | None = None) -> BuildResult:
         workspace = Path(workspace)
         key = str(workspace.resolve())
-        if tree_id is not None and key in self._cache and self._cache[key][0] == tree_id:
-            return copy.deepcopy(self._cache[key][1])
+        cached = self._cached(workspace, tree_id)
+        if cached is not None:
+            return cached
         result = self._run_uncached(workspace)
         if tree_id is not None and result.state is not BuildState.UNKNOWN:
             self._cache[key] = (tree_id, copy.deepcopy(result))
@@ -423,11 +430,24 @@ class DuneProbe(CommandProbe):
     watch_stale_s: float = 3.0
 
     def run(self, workspace: Path, tree_id: str | None = None) -> BuildResult:
-        if self.defer_to_watch:
-            from bactrian.build.watch import WatchProbe, watcher_alive
+        from bactrian.build.watch import WatchProbe, foreign_dune_watch, watcher_alive
 
-            if watcher_alive(workspace):
-                return WatchProbe(self.watch_wait_s, self.watch_stale_s).run(workspace, tree_id)
+        if self.defer_to_watch and watcher_alive(workspace):
+            return WatchProbe(self.watch_wait_s, self.watch_stale_s).run(workspace, tree_id)
+        cached = self._cached(workspace, tree_id)
+        if cached is not None:
+            return cached
+        pid = foreign_dune_watch(workspace)
+        if pid is not None:
+            return self._result(
+                BuildState.UNKNOWN,
+                time.monotonic(),
+                f"bactrian: `dune build -w` (pid {pid}) is already building {workspace}; a second "
+                "dune would fight it over _build, so none was run. Start the watch as "
+                "`bactrian build watch -- dune build -w @check` and bactrian will read its "
+                "status instead.",
+                None,
+            )
         if shutil.which("dune", path=dict(os.environ, **self.env).get("PATH")) is None:
             t0 = time.monotonic()
             return self._missing(t0, "", None)

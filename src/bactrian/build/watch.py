@@ -341,6 +341,35 @@ def _exit_code(wstatus: int) -> int:
     return os.WEXITSTATUS(wstatus)
 
 
+# ---------------------------------------------------------------- dune -w outside bactrian
+
+_WATCH_FLAGS = {"-w", "--watch", "--passive-watch-mode"}
+
+
+def foreign_dune_watch(workspace: Path, proc_root: Path = Path("/proc")) -> int | None:
+    """The pid of a ``dune … -w`` whose root is ``workspace`` (dune chdirs to its root), or
+    None. Linux only (reads ``/proc``); elsewhere always None. Processes of other users are
+    skipped when their cwd cannot be read."""
+    try:
+        target = Path(workspace).resolve()
+        pids = [e.name for e in os.scandir(proc_root) if e.name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            argv = (proc_root / pid / "cmdline").read_bytes().split(b"\0")
+            if not argv or os.path.basename(argv[0]) != b"dune":
+                continue
+            args = {a.decode("utf-8", "replace") for a in argv[1:]}
+            if not (args & _WATCH_FLAGS) or "build" not in args:
+                continue
+            if Path(os.readlink(proc_root / pid / "cwd")).resolve() == target:
+                return int(pid)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 # ---------------------------------------------------------------- the probe
 
 
