@@ -134,7 +134,7 @@ def render(r: dict[str, float], modules: int, rounds: int, command: str) -> str:
         f"modules, already built; medians of {rounds} interleaved rounds, each ratio against a "
         "bare no-op `dune build @check` of the same round.\n\n"
         "| measurement | ratio to bare no-op dune build |\n|---|---|\n"
-        f"| dune probe, forced build (overhead of nice/ionice, lock, parsing) | "
+        f"| dune probe, forced build (nice/ionice, lock, /proc watch check, parsing) | "
         f"{r['probe']:.2f} |\n"
         f"| dune probe, same tree_id (cached, no build) | {r['cached']:.4f} |\n"
         f"| dune-watch probe reading a live `bactrian build watch` | {r['watch']:.4f} |\n"
