@@ -202,7 +202,7 @@ def parse_ocaml(text: str, *, root: str | None = None) -> list[Diagnostic]:
         h = _HEADER.match(line)
         if h:
             loc = _header_loc(h, root)
-            header = line.rstrip().rstrip(":")
+            header = line.rstrip().rstrip(":").replace(f'"{h["file"]}"', f'"{loc[0]}"', 1)
             i += 1
             while i < n and _EXCERPT.match(lines[i]):
                 i += 1
