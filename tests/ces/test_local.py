@@ -100,3 +100,18 @@ def test_warming_gets_its_own_longer_time_limit(tmp_path: Path) -> None:
         assert v.stage("test").status == "timeout" and v.furthest == "build"  # type: ignore[union-attr]
     finally:
         be.close()
+
+
+def test_failed_reset_verification_rebuilds_and_flags(tmp_path: Path) -> None:
+    spec = plain_base(tmp_path, "v")
+    pristine = Path(spec.source)
+    w = Worker("w", spec, tmp_path / "w", small_config(tmp_path / "work"), pristine=pristine)
+    w.warm()
+    # damage the worker's base snapshot: the reset restores wrong content and cannot verify
+    (w.base_dir / "state.txt").write_text("damaged snapshot\n")
+    v = w.judge(Job(spec, TO_OK2))
+    assert v.ok and "worker-rebuilt" in v.flags
+    assert w.counters["rebuilds"] == 1 and w.verify()
+    assert (w.base_dir / "state.txt").read_text() == "ok\n"  # snapshot repaired from pristine
+    v2 = w.judge(Job(spec, TO_BAD))
+    assert v2.furthest == "parse" and "worker-rebuilt" not in v2.flags

@@ -226,9 +226,13 @@ class Worker:
             if self.adapter is None:
                 self.warm()
             try:
-                return self._judge(job)
-            finally:
+                verdict = self._judge(job)
+            except BaseException:
                 self._reset()
+                raise
+            if self._reset():
+                verdict.flags.append("worker-rebuilt")
+            return verdict
 
     def _judge(self, job: Job) -> Verdict:
         assert self.adapter is not None
@@ -352,8 +356,9 @@ class Worker:
             )
 
     # ----------------------------------------------------------------- reset
-    def _reset(self) -> None:
-        """Restore the sources to the base state and verify; rebuild if that fails."""
+    def _reset(self) -> bool:
+        """Restore the sources to the base state and verify; rebuild if that fails.
+        Returns True when the worker had to rebuild."""
         self.counters["resets"] += 1
         try:
             changed = restore(self.tree, self.base_dir, self.base_manifest)
@@ -362,22 +367,38 @@ class Worker:
                 if p.exists() or p.is_symlink():
                     prepare_tree(p, self.uid)
             if tree_hash(manifest(self.tree)) == self.base_hash:
-                return
+                return False
             log.warning("worker %s: reset did not verify; rebuilding", self.id)
         except OSError as exc:
             log.warning("worker %s: reset failed (%s); rebuilding", self.id, exc)
         self.rebuild()
+        return True
 
     def rebuild(self) -> None:
+        """A fresh tree from the base snapshot (or, if that is damaged too, from the pristine
+        export), built green from scratch and verified against the base hash."""
         self.counters["rebuilds"] += 1
+        snapshot_ok = (
+            self.base_dir.is_dir() and tree_hash(manifest(self.base_dir)) == self.base_hash
+        )
         shutil.rmtree(self.tree, ignore_errors=True)
-        copy_tree(self.base_dir, self.tree)
+        if snapshot_ok:
+            copy_tree(self.base_dir, self.tree)
+        elif self.pristine is not None:
+            copy_tree(self.pristine, self.tree)
+        else:
+            from bactrian.ces.tree import export, resolve
+
+            export(resolve(self.base), self.tree)
         prepare_tree(self.tree, self.uid)
         results = self._run_green_stages()
         if any(r.status not in ("passed", "skipped") for r in results):
             raise CESError(f"Worker {self.id} could not rebuild its base to green.")
         if tree_hash(manifest(self.tree)) != self.base_hash:
             raise CESError(f"Worker {self.id}: rebuilt tree does not match the base hash.")
+        if not snapshot_ok:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+            copy_tree(self.tree, self.base_dir)
 
     def verify(self) -> bool:
         """True when the tree's sources equal the base state."""
