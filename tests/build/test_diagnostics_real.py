@@ -232,3 +232,15 @@ def test_failed_diff_action_under_runtest(tmp_path: Path) -> None:
     assert "dune promote" in lines[0]
     assert "-there" in lines and "+world" in lines
     assert classify([d]) == "test"
+
+
+def test_dune_log_gives_the_same_diagnostics_as_the_terminal(tmp_path_factory) -> None:
+    from bactrian.build.diagnostics import parse_dune_log
+
+    root = write_project(tmp_path_factory.mktemp("broken-log"), ERRORS)
+    code, text = run_dune(root)
+    assert code == 1
+    from_log = parse_dune_log((root / "_build" / "log").read_text())
+    key = lambda d: (d.file, d.line, d.col)  # noqa: E731
+    assert sorted(from_log, key=key) == sorted(parse_ocaml(text), key=key)
+    assert parse_diagnostics((root / "_build" / "log").read_text(), "dune-log") == from_log

@@ -401,7 +401,24 @@ def parse_gcc_style(text: str) -> list[Diagnostic]:
     return out
 
 
+def parse_dune_log(text: str) -> list[Diagnostic]:
+    """Diagnostics from dune's own ``_build/log`` (every command as ``$ (cd … && …)``, its
+    output as ``> ``-prefixed lines, then ``[exit code]``): the command outputs are unwrapped
+    and parsed with :func:`parse_ocaml`. Useful when the terminal output was lost; note that
+    the log alone does not say whether a build is finished (see :mod:`bactrian.build.watch`)."""
+    out: list[str] = []
+    for line in _strip_ansi(text).splitlines():
+        if line.startswith("> ") or line == ">":
+            out.append(line[2:])
+        elif line.startswith("$ (cd "):
+            out.extend(["", line[2:]])
+        else:
+            out.append("")
+    return parse_ocaml("\n".join(out))
+
+
 PARSERS.add("ocaml", parse_ocaml)
+PARSERS.add("dune-log", parse_dune_log)
 PARSERS.add("gcc", parse_gcc_style)
 PARSERS.add("none", lambda text: [])
 
