@@ -115,3 +115,29 @@ def test_failed_reset_verification_rebuilds_and_flags(tmp_path: Path) -> None:
     assert (w.base_dir / "state.txt").read_text() == "ok\n"  # snapshot repaired from pristine
     v2 = w.judge(Job(spec, TO_BAD))
     assert v2.furthest == "parse" and "worker-rebuilt" not in v2.flags
+
+
+def test_pristine_tests_never_follow_a_symlink_the_build_planted(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    d = tmp_path / "sym"
+    (d / "test").mkdir(parents=True)
+    (d / "test" / "check.txt").write_text("ok\n")
+    (d / "state.txt").write_text("ok\n")
+    stages = {
+        "typecheck": "true",
+        "build": f"if [ -f attack ]; then rm -rf test && ln -s {victim} test; fi",
+        "test": "true",
+    }
+    spec = BaseSpec(str(d), stages=stages, adapter="generic")
+    cfg = small_config(tmp_path / "work", workers=1, edits_tests_policy="pristine")
+    w = Worker("w", spec, tmp_path / "w", cfg)
+    w.warm()
+    diff = (
+        "--- /dev/null\n+++ b/attack\n@@ -0,0 +1 @@\n+x\n"
+        "--- a/test/check.txt\n+++ b/test/check.txt\n@@ -1 +1 @@\n-ok\n+edited\n"
+    )
+    v = w.judge(Job(spec, diff))
+    assert "edits-tests" in v.flags and v.stage("build").status == "passed"  # type: ignore[union-attr]
+    assert list(victim.iterdir()) == []
+    assert w.verify()

@@ -330,17 +330,31 @@ class Worker:
         return []
 
     def _pristine_tests(self, paths: list[str]) -> None:
-        """Put the base's version of each test path back (delete the ones the diff added)."""
+        """Put the base's version of each test path back (delete the ones the diff added).
+
+        The build ran sandboxed code that may have turned a directory of the tree into a
+        symlink to a host path; this runs as the host user, so no symlink is ever followed."""
         for rel in paths:
-            target = self.tree / rel
+            target = self._safe_parent(rel) / Path(rel).name
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             elif target.exists() or target.is_symlink():
                 target.unlink()
             if rel in self.base_manifest and self.base_manifest[rel][0] in ("f", "x"):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(self.base_dir / rel, target)
+                shutil.copy2(self.base_dir / rel, target, follow_symlinks=False)
                 prepare_tree(target, self.uid)
+
+    def _safe_parent(self, rel: str) -> Path:
+        """``tree/rel``'s parent with every component a real directory (links replaced)."""
+        cur = self.tree
+        for part in Path(rel).parts[:-1]:
+            cur = cur / part
+            if cur.is_symlink() or (cur.exists() and not cur.is_dir()):
+                cur.unlink()
+            if not cur.exists():
+                cur.mkdir()
+                prepare_tree(cur, self.uid)
+        return cur
 
     def _check_test_count(self, res: StageResult) -> None:
         if not self.base_tests or not self.base_tests.get("total"):
