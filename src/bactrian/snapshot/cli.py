@@ -25,7 +25,8 @@ def _line(s: Snapshot) -> str:
     head = s.headline()
     return (
         f"{s.seq:>4}  {_fmt_time(s.time)}  {s.build.state.value:<7}  "
-        f"{s.changed_files:>4} files  {s.id[:10]}" + (f"  {head}" if head else "")
+        f"{s.changed_files:>4} file{'s' if s.changed_files != 1 else ' '}  {s.id[:10]}"
+        + (f"  {head}" if head else "")
     )
 
 
