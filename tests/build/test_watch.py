@@ -281,3 +281,22 @@ def test_dune_probe_will_not_fight_a_plain_dune_watch(tmp_path: Path) -> None:
         os.killpg(dune.pid, signal.SIGTERM)
         dune.wait(timeout=20)
     assert probe.run(ws, "t1").state is BuildState.GREEN
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["dune", "build", "-w", "--display", "short"],
+        ["dune", "build", "-w", "--display=quiet"],
+    ],
+)
+def test_watch_refuses_display_modes_without_the_end_of_build_line(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Checked on dune 2.9.3: with --display short or quiet, watch mode never prints
+    "Success, waiting for filesystem changes" even on a terminal."""
+    from bactrian.build.watch import run_watch
+
+    with pytest.raises(BuildProbeError, match="drop the --display option"):
+        run_watch(tmp_path, command)
+    assert not watcher_alive(tmp_path)

@@ -222,6 +222,25 @@ def _watch_lock(workspace: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _check_display(command: Sequence[str]) -> None:
+    """dune prints its end-of-build status line only with ``--display progress`` (the default
+    on a terminal); with ``short``/``quiet``/``verbose`` the wrapper could never tell a build
+    ended."""
+    args = list(command)
+    for k, a in enumerate(args):
+        value = None
+        if a == "--display" and k + 1 < len(args):
+            value = args[k + 1]
+        elif a.startswith("--display="):
+            value = a.split("=", 1)[1]
+        if value is not None and value != "progress":
+            raise BuildProbeError(
+                f"`--display {value}` hides the `Success/Had errors, waiting for filesystem "
+                "changes` line that tells bactrian a watch build ended; drop the --display "
+                "option (or use --display progress)."
+            )
+
+
 def _set_winsize(fd: int, out: IO[bytes]) -> None:
     rows, cols = 50, 200
     with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -248,6 +267,7 @@ def run_watch(
         raise BuildProbeError(f"Workspace {workspace} is not a directory.")
     if not command:
         raise BuildProbeError("No watch command given, e.g. `-- dune build -w @check`.")
+    _check_display(command)
     out = out if out is not None else sys.stdout.buffer
     path = status_path(workspace)
     path.parent.mkdir(parents=True, exist_ok=True)
