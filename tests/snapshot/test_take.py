@@ -209,3 +209,19 @@ def test_changed_files_counts_content_changes_only(tmp_path: Path, cfg: Snapshot
     assert s2.changed_files == 3 == store.get(2).changed_files
     os.utime(shapes, ns=(2, 2))  # only a touch: no new snapshot
     assert take_snapshot(ws, config=cfg).seq == 2
+
+
+def test_bytes_recorded_as_they_are_despite_gitattributes(
+    tmp_path: Path, cfg: SnapshotConfig
+) -> None:
+    ws = make_git(tmp_path / "ws")
+    write(
+        ws,
+        {
+            ".gitattributes": "* text=auto eol=lf\n*.ml ident filter=lfs\n",
+            "crlf.ml": b"let a = 1\r\nlet b = 2\r\n(* $Id$ *)\r\n",
+        },
+    )
+    snap = take_snapshot(ws, config=cfg)
+    got = open_store(ws, cfg).read_files(snap, ["crlf.ml"])
+    assert got == {"crlf.ml": (ws / "crlf.ml").read_bytes()}

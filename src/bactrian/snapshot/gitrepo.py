@@ -52,6 +52,11 @@ REPO_CONFIG: dict[str, str] = {
 }
 
 
+# $GIT_DIR/info/attributes outranks the workspace's .gitattributes: record bytes as they are
+# (no end-of-line conversion, no clean filters such as git-lfs, no $Id$ expansion).
+STORE_ATTRIBUTES = "* -text -eol -filter -ident -working-tree-encoding\n"
+
+
 def _hint(stderr: str) -> str:
     low = stderr.lower()
     if "no space left" in low:

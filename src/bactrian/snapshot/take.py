@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from bactrian.errors import BactrianError, StoreError, WorkspaceError
 from bactrian.snapshot.config import SnapshotConfig, load_config
-from bactrian.snapshot.gitrepo import EMPTY_TREE, TIMELINE_REF, update_ref, write_commit
+from bactrian.snapshot.gitrepo import (
+    EMPTY_TREE,
+    STORE_ATTRIBUTES,
+    TIMELINE_REF,
+    update_ref,
+    write_commit,
+)
 from bactrian.snapshot.rules import build_rules, check_file
 from bactrian.snapshot.store import Snapshot, Store, _commit_message, _open, resolve_workspace
 from bactrian.types import BuildResult, BuildState
@@ -213,6 +219,7 @@ def _stage(store: Store) -> tuple[bool, int, int | None]:
     wsb = os.fsencode(ws)
     rules = build_rules(ws, store.config)
     rules_changed = _write_if_changed(store.git_dir / "info" / "exclude", rules.exclude_text)
+    _write_if_changed(store.git_dir / "info" / "attributes", STORE_ATTRIBUTES)
     entries = _status(store)
     skips = _SkipCache(store.root / "skipped.json", f"max_file_bytes={store.config.max_file_bytes}")
     add: list[bytes] = []
