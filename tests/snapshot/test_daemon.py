@@ -42,6 +42,8 @@ def test_start_status_second_daemon_refused_stop(tmp_path: Path) -> None:
     st = start_daemon(ws, cfg)
     try:
         assert st.running and st.pid and st.pid != os.getpid()
+        nice = int(Path(f"/proc/{st.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        assert nice >= 10  # runs at low priority
         _wait_for(lambda: _count(ws, cfg) >= 1)
         with pytest.raises(StoreLockedError, match=f"pid {st.pid}.*already recording"):
             start_daemon(ws, cfg)

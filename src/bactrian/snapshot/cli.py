@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -82,6 +83,7 @@ def start(
     else:
         config = load_config(interval_s=interval, build_cmd=build_cmd, probe=probe)
     if foreground:
+        os.nice(10)  # the developer must not notice the recorder (the probe lowers its build too)
         daemon.run_daemon(workspace, config)
         return
     st = daemon.start_daemon(workspace, config)
