@@ -118,17 +118,23 @@ def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _free_bytes(path: Path) -> int:
-    st = os.statvfs(path)
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
     return st.f_bavail * st.f_frsize
 
 
-def _execute(argv: Sequence[str], *, cwd: Path, env: dict[str, str], limits: Limits) -> RunResult:
+def _execute(
+    argv: Sequence[str], *, cwd: Path, env: dict[str, str], limits: Limits, disk: Path | None = None
+) -> RunResult:
     """Run argv in its own process group; cap output; kill the whole group on timeout, on an
     output flood, or when the tree's file system loses more than ``max_disk_mb`` (a watchdog
     on free space: RLIMIT_FSIZE bounds one file, this bounds many)."""
     start = time.monotonic()
     disk_budget = limits.max_disk_mb * 1024 * 1024
-    free_at_start = _free_bytes(cwd)
+    disk = disk or cwd
+    free_at_start = _free_bytes(disk)
     next_disk_check = start + 0.2
     disk_full = False
     keep = max(1024, limits.output_bytes)
@@ -158,7 +164,7 @@ def _execute(argv: Sequence[str], *, cwd: Path, env: dict[str, str], limits: Lim
             now = time.monotonic()
             if now >= next_disk_check:
                 next_disk_check = now + 0.2
-                if free_at_start - _free_bytes(cwd) > disk_budget:
+                if free_at_start and free_at_start - _free_bytes(disk) > disk_budget:
                     disk_full = True
                     break
             ready, _, _ = select.select([fd], [], [], min(remaining, 0.2))
@@ -322,6 +328,24 @@ class BwrapSandbox:
         argv += ["sh", "-c", command]
         return argv
 
+    _checked: set[str] = set()
+
+    def check(self, tree: Path, uid: int | None = None) -> None:
+        """Run ``true`` in the sandbox once per tree; a sandbox that cannot start at all
+        (no namespaces in this container, a missing tool) is a :class:`SandboxError`, not a
+        red base."""
+        key = str(tree)
+        if key in BwrapSandbox._checked:
+            return
+        r = self.run("true", tree=tree, limits=Limits(wall_s=30), uid=uid)
+        if r.exit_code != 0:
+            raise SandboxError(
+                f"bubblewrap cannot run commands here (exit {r.exit_code}): "
+                f"{r.output.strip()[:1000]}. It needs user or privileged namespaces; on a host "
+                "without them set [ces] sandbox = 'none' (no isolation: trusted diffs only)."
+            )
+        BwrapSandbox._checked.add(key)
+
     def run(
         self,
         command: str,
@@ -334,7 +358,8 @@ class BwrapSandbox:
     ) -> RunResult:
         tree = tree.resolve()
         argv = self.argv(command, tree=tree, cwd=(cwd or tree).resolve(), limits=limits, uid=uid)
-        return _execute(argv, cwd=tree, env=_env(env), limits=limits)
+        # bwrap changes into the tree itself; "/" keeps a broken tree a sandbox failure
+        return _execute(argv, cwd=Path("/"), env=_env(env), limits=limits, disk=tree)
 
 
 def prepare_tree(path: Path, uid: int | None) -> None:

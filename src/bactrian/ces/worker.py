@@ -116,6 +116,9 @@ class Worker:
         if not reused:
             self._fresh_tree(clone_from)
         self.adapter = get_adapter(self.base.adapter, self.tree)
+        check = getattr(self.sandbox, "check", None)
+        if check is not None:
+            check(self.tree, self.uid)
         results = self._run_green_stages()
         bad = next((r for r in results if r.status != "passed" and r.status != "skipped"), None)
         if bad is not None:
