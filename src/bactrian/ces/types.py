@@ -160,7 +160,7 @@ class Verdict:
     ``furthest`` is the last stage that passed (``None`` when even ``apply`` failed); ``ok``
     means every stage passed (skipped stages count as passed). ``flags`` name notable events:
     ``edits-tests``, ``lenient-apply``, ``sandbox-kill``, ``output-truncated``, ``timeout``,
-    ``worker-rebuilt``, ``empty-diff``.
+    ``disk-limit``, ``worker-rebuilt``, ``empty-diff``.
     """
 
     job_id: str
