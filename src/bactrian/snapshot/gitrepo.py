@@ -63,6 +63,8 @@ def _hint(stderr: str) -> str:
         return " The disk is full: free some space; the next snapshot will pick up all changes."
     if "permission denied" in low:
         return " Check the permissions of the store directory."
+    if any(w in low for w in ("invalid object", "corrupt", "missing", "bad object", "inflate")):
+        return " The store looks damaged: run `bactrian snapshot fsck WORKSPACE`."
     if "file exists" in low and ".lock" in low:
         return " Another git process holds a lock in the store; it is retried next time."
     return ""
