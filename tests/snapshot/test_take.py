@@ -225,3 +225,20 @@ def test_bytes_recorded_as_they_are_despite_gitattributes(
     snap = take_snapshot(ws, config=cfg)
     got = open_store(ws, cfg).read_files(snap, ["crlf.ml"])
     assert got == {"crlf.ml": (ws / "crlf.ml").read_bytes()}
+
+
+def test_file_becomes_directory_and_back(tmp_path: Path, cfg: SnapshotConfig) -> None:
+    ws = make_plain(tmp_path / "ws")
+    write(ws, {"thing": "a file\n", "dir/a.ml": "let a = 1\n"})
+    take_snapshot(ws, config=cfg)
+    (ws / "thing").unlink()
+    write(ws, {"thing/inner.ml": "now a directory\n"})
+    import shutil
+
+    shutil.rmtree(ws / "dir")
+    write(ws, {"dir": "now a file\n"})
+    s2 = take_snapshot(ws, config=cfg)
+    files = open_store(ws, cfg).read_files(s2)
+    assert files["thing/inner.ml"] == b"now a directory\n" and "thing" not in files
+    assert files["dir"] == b"now a file\n" and "dir/a.ml" not in files
+    assert s2.changed_files == 4

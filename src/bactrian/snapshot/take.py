@@ -273,7 +273,7 @@ def _stage(store: Store) -> tuple[bool, int, int | None]:
         if ignored:
             force_remove += ignored
             changed = None
-    _update_index(store, add + remove, ["--add", "--remove"])
+    _update_index(store, remove + add, ["--add", "--remove", "--replace"])
     _update_index(store, force_remove, ["--force-remove"])
     skips.save()
     if changed is not None:
