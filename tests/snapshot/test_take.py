@@ -12,6 +12,7 @@ from bactrian.errors import WorkspaceError
 from bactrian.snapshot import SnapshotConfig, open_store, take_snapshot
 from bactrian.types import BuildResult, BuildState
 
+from .conftest import SOURCES as SOURCES_FILES
 from .conftest import make_git, make_hg, make_plain, sh, tree_digest, write
 
 
@@ -242,3 +243,38 @@ def test_file_becomes_directory_and_back(tmp_path: Path, cfg: SnapshotConfig) ->
     assert files["thing/inner.ml"] == b"now a directory\n" and "thing" not in files
     assert files["dir"] == b"now a file\n" and "dir/a.ml" not in files
     assert s2.changed_files == 4
+
+
+def test_odd_workspace_name(tmp_path: Path, cfg: SnapshotConfig) -> None:
+    ws = make_plain(tmp_path / "my wörk space (1)")
+    snap = take_snapshot(ws, config=cfg)
+    assert snap.workspace == str(ws.resolve())
+    assert "src/shapes.ml" in open_store(ws, cfg).file_list(snap)
+
+
+def test_concurrent_takes_keep_one_timeline(tmp_path: Path, cfg: SnapshotConfig) -> None:
+    import threading
+
+    ws = make_plain(tmp_path / "ws")
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(5):
+                write(ws, {f"w{n}/f{i}.ml": f"let v = {i}\n"})
+                take_snapshot(ws, config=cfg)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    store = open_store(ws, cfg)
+    snaps = store.timeline()
+    assert [s.seq for s in snaps] == list(range(1, len(snaps) + 1))
+    assert all(b.parent == a.id for a, b in zip(snaps, snaps[1:], strict=False))
+    assert len(store.file_list(snaps[-1])) == len(SOURCES_FILES) + 15
+    assert store.fsck() == []
