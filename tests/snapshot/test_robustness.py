@@ -189,3 +189,21 @@ def test_disk_full_then_next_snapshot_recovers(tmp_path: Path, cfg: SnapshotConf
     snap = take_snapshot(ws, config=cfg)
     assert snap.seq == 2 and "data.ml" in store.file_list(snap)
     assert store.fsck() == []
+
+
+def test_workspace_deleted_under_the_daemon(tmp_path: Path, cfg: SnapshotConfig) -> None:
+    from bactrian.errors import WorkspaceError
+    from bactrian.snapshot.daemon import _tick
+    from bactrian.snapshot.take import open_for_writing, record
+
+    ws = make_plain(tmp_path / "ws")
+    store = open_for_writing(ws, cfg)
+    record(store)
+    shutil.rmtree(ws)
+    with pytest.raises(WorkspaceError, match="does not exist any more"):
+        record(store)
+    _tick(store, None)  # the daemon logs it and carries on
+    ws.mkdir()
+    write(ws, {"back.ml": "let back = 1\n"})
+    snap = record(store)
+    assert snap.seq == 2 and store.file_list(snap) == ["back.ml"]

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from bactrian.errors import StoreError
+from bactrian.errors import StoreError, WorkspaceError
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 ZERO_OID = "0" * 40
@@ -118,7 +118,11 @@ class GitRepo:
                 preexec_fn=(lambda: os.nice(nice)) if nice else None,
             )
         except FileNotFoundError as exc:
-            raise StoreError("The `git` command is not installed; install git.") from exc
+            if shutil.which("git") is None:
+                raise StoreError("The `git` command is not installed; install git.") from exc
+            raise WorkspaceError(
+                f"{cwd} does not exist any more (was the workspace moved or deleted?)."
+            ) from exc
         except OSError as exc:
             raise StoreError(f"Cannot run git in store {self.git_dir}: {exc}.") from exc
         if check and proc.returncode != 0:
