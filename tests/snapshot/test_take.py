@@ -278,3 +278,27 @@ def test_concurrent_takes_keep_one_timeline(tmp_path: Path, cfg: SnapshotConfig)
     assert all(b.parent == a.id for a, b in zip(snaps, snaps[1:], strict=False))
     assert len(store.file_list(snaps[-1])) == len(SOURCES_FILES) + 15
     assert store.fsck() == []
+
+
+def test_skipped_files_alone_cost_no_tree_write(
+    tmp_path: Path, cfg: SnapshotConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bactrian.snapshot import gitrepo
+
+    ws = make_plain(tmp_path / "ws")
+    write(ws, {"logo.png": b"\x89PNG\x00\x01"})
+    first = take_snapshot(ws, config=cfg)
+    calls: list[str] = []
+    orig = gitrepo.GitRepo.run
+
+    def counting(self, *args, **kw):  # type: ignore[no-untyped-def]
+        calls.append(args[0])
+        return orig(self, *args, **kw)
+
+    gitrepo.GitRepo.run = counting  # type: ignore[method-assign]
+    try:
+        again = take_snapshot(ws, config=cfg)
+    finally:
+        gitrepo.GitRepo.run = orig  # type: ignore[method-assign]
+    assert again.id == first.id
+    assert calls == ["status"]  # one git process for an unchanged tree

@@ -213,8 +213,9 @@ def _update_index(store: Store, paths: list[bytes], flags: list[str]) -> None:
 
 
 def _stage(store: Store) -> tuple[bool, int, int | None]:
-    """Bring the store's index up to date with the workspace. Returns (anything to look at,
-    files staged, files whose content changed vs the last snapshot — None if unknown)."""
+    """Bring the store's index up to date with the workspace. Returns (whether the index may
+    now differ from the last snapshot, files staged, files whose content changed vs the last
+    snapshot — None if unknown)."""
     ws = store.workspace
     wsb = os.fsencode(ws)
     rules = build_rules(ws, store.config)
@@ -226,10 +227,12 @@ def _stage(store: Store) -> tuple[bool, int, int | None]:
     remove: list[bytes] = []
     force_remove: list[bytes] = []
     changed: int | None = 0
+    index_ahead = False
     for e in entries:
         path, tracked = e.path, e.y != "?"
         if e.x != ".":
             changed = None  # the index is ahead of the last snapshot (an interrupted one)
+            index_ahead = True
         if e.y == ".":
             continue
         if os.path.basename(path) in (b".gitignore", b".hgignore"):
@@ -278,7 +281,9 @@ def _stage(store: Store) -> tuple[bool, int, int | None]:
     skips.save()
     if changed is not None:
         changed += len(remove) + len(force_remove)
-    return bool(entries) or rules_changed, len(add), changed
+    # only skipped files (say an untracked binary) in the status output: no write-tree needed
+    dirty = bool(add or remove or force_remove) or index_ahead
+    return dirty, len(add), changed
 
 
 def _run_probe(probe: BuildProbe, workspace: Path, tree_id: str) -> BuildResult:
