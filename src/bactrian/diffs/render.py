@@ -10,12 +10,12 @@ git does without ``--binary``: ``Binary files a/x and b/x differ``.
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from bactrian.diffs.lcs import grouped_opcodes
 from bactrian.diffs.model import FilePatch, Hunk, Patch
 from bactrian.diffs.parse import split_lines
 
@@ -81,9 +81,8 @@ def _body_line(tag: str, text: str) -> str:
 
 def diff_hunks(a: list[str], b: list[str], context: int = 3) -> list[Hunk]:
     """The hunks turning lines ``a`` into lines ``b`` (lines keep their terminators)."""
-    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
     hunks = []
-    for group in sm.get_grouped_opcodes(context):
+    for group in grouped_opcodes(a, b, context):
         i1, i2 = group[0][1], group[-1][2]
         j1, j2 = group[0][3], group[-1][4]
         lines: list[tuple[str, str]] = []
