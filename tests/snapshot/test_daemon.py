@@ -124,3 +124,28 @@ def test_kill_9_at_random_moments_then_restart_continues(tmp_path: Path) -> None
         stop_daemon(ws, cfg)
     final = open_store(ws, cfg).timeline()
     assert final[: len(snaps)] == snaps and final[len(snaps)].parent == snaps[-1].id
+
+
+def test_kill_9_while_the_build_runs(tmp_path: Path) -> None:
+    """Killed after the index was staged but before the commit: the restarted daemon commits
+    the staged state with a correct change count."""
+    ws = make_git(tmp_path / "ws")
+    cfg = SnapshotConfig(store_dir=tmp_path / "store", interval_s=0.05, build_cmd="sleep 1; exit 0")
+    st = start_daemon(ws, cfg)
+    _wait_for(lambda: _count(ws, cfg) >= 1)
+    write(ws, {"src/one.ml": "let one = 1\n", "src/two.ml": "let two = 2\n"})
+    time.sleep(0.5)  # the daemon has staged the change and is inside the 1 s build
+    assert st.pid is not None
+    os.kill(st.pid, signal.SIGKILL)
+    _wait_for(lambda: not daemon_status(ws, cfg).running, timeout=10)
+    assert _count(ws, cfg) == 1
+    start_daemon(ws, cfg)
+    try:
+        _wait_for(lambda: _count(ws, cfg) >= 2)
+    finally:
+        stop_daemon(ws, cfg)
+    store = open_store(ws, cfg)
+    snap = store.get(2)
+    assert snap.changed_files == 2 and snap.build.state.value == "green"
+    assert {"src/one.ml", "src/two.ml"} <= set(store.file_list(snap))
+    assert store.fsck() == []
