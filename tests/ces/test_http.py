@@ -31,6 +31,8 @@ class ScriptedBackend:
         self.calls: list[list[str]] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.status_gate = threading.Event()  # cleared: status() hangs, like a warming backend
+        self.status_gate.set()
 
     def warm(self, base: BaseSpec, workers: int | None = None) -> dict[str, Any]:
         return {"key": base.key(), "workers": workers or 1, "warm_s": 0.0}
@@ -65,6 +67,7 @@ class ScriptedBackend:
         return out
 
     def status(self) -> dict[str, Any]:
+        self.status_gate.wait(10)
         return {"backend": self.name, "workers": 2, "queue_depth": 0, "counters": {"resets": 7}}
 
     def close(self) -> None:
@@ -84,7 +87,7 @@ def backend() -> ScriptedBackend:
 
 @pytest.fixture
 def url(backend: ScriptedBackend) -> Iterator[str]:
-    app = create_app(backend, token=TOKEN)
+    app = create_app(backend, token=TOKEN, status_timeout_s=0.5)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -98,6 +101,7 @@ def url(backend: ScriptedBackend) -> Iterator[str]:
         time.sleep(0.02)
     yield f"http://127.0.0.1:{port}"
     backend.gate.set()
+    backend.status_gate.set()
     server.should_exit = True
     thread.join(10)
 
@@ -168,6 +172,17 @@ def test_metrics_count_outcomes_stages_and_kills(url: str) -> None:
     assert sample(m, "bactrian_ces_backend_resets") == 7
     assert sample(m, "bactrian_ces_workers") == 2
     assert "bactrian_ces_queue_depth 0.0" in text
+
+
+def test_metrics_answer_while_the_backend_status_hangs(url: str, backend: ScriptedBackend) -> None:
+    with CESClient(url, token=TOKEN) as ces:
+        fresh = parse_samples(ces.metrics())
+        backend.status_gate.clear()
+        stale = parse_samples(ces.metrics())
+        backend.status_gate.set()
+    assert sample(fresh, "bactrian_ces_backend_status_stale") == 0
+    assert sample(stale, "bactrian_ces_backend_status_stale") == 1
+    assert sample(stale, "bactrian_ces_backend_resets") == 7  # the last answer, shown again
 
 
 def test_queue_depth_counts_jobs_waiting_behind_a_running_batch(

@@ -209,12 +209,20 @@ def _auth(token: str | None) -> Any:
 
 
 def create_app(
-    backend: CESBackend, *, token: str | None = None, keep_batches: int = 1000
+    backend: CESBackend,
+    *,
+    token: str | None = None,
+    keep_batches: int = 1000,
+    status_timeout_s: float = 2.0,
 ) -> FastAPI:
-    """A FastAPI app serving ``backend``. The caller owns the backend (and closes it)."""
+    """A FastAPI app serving ``backend``. The caller owns the backend (and closes it).
+
+    ``status_timeout_s`` bounds how long a metrics scrape waits for ``backend.status()``."""
     pending: list[BatchRunner] = []
     metrics = CESMetrics(
-        status=backend.status, pending=lambda: pending[0].pending_jobs() if pending else 0
+        status=backend.status,
+        pending=lambda: pending[0].pending_jobs() if pending else 0,
+        status_timeout_s=status_timeout_s,
     )
     the_runner = BatchRunner(backend, metrics, keep=keep_batches)
     pending.append(the_runner)

@@ -15,7 +15,8 @@ Exposed (all prefixed ``bactrian_ces_``):
 - ``queue_depth`` — jobs accepted by the service and not yet judged, plus the backend's own.
 - ``resets_total``, ``rebuilds_total``, ``sandbox_kills_total``, ``timeouts_total``,
   ``edits_tests_total`` — from verdict flags (a reset follows every job a worker ran).
-- ``backend_<counter>`` — each numeric counter the backend reports in ``status()``.
+- ``backend_<counter>`` — each numeric counter the backend reports in ``status()``;
+  ``backend_status_stale`` is 1 when ``status()`` did not answer within the scrape's timeout.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -52,18 +55,48 @@ def outcome(verdict: Verdict) -> str:
 
 
 class _BackendCollector(Collector):
-    """Reads ``status()`` at scrape time: queue depth and the backend's counters."""
+    """Reads ``status()`` at scrape time: queue depth and the backend's counters.
 
-    def __init__(self, status: Callable[[], dict[str, Any]], pending: Callable[[], int]) -> None:
+    ``status()`` runs on a helper thread and is given ``timeout_s``: a backend busy warming a
+    base may hold its lock for minutes, and a scrape must not hang that long. Past the timeout
+    the last answer is reported again and ``backend_status_stale`` is 1."""
+
+    def __init__(
+        self,
+        status: Callable[[], dict[str, Any]],
+        pending: Callable[[], int],
+        timeout_s: float = 2.0,
+    ) -> None:
         self._status = status
         self._pending = pending
+        self._timeout_s = timeout_s
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ces-metrics-status")
+        self._future: Future[dict[str, Any]] | None = None
+        self._last: dict[str, Any] = {}
 
-    def collect(self) -> Iterator[Metric]:
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # names vary with the backend; do not call status() at registration
+
+    def _read(self) -> tuple[dict[str, Any], bool]:
+        if self._future is None or self._future.done():
+            self._future = self._executor.submit(self._status)
         try:
-            st = self._status() or {}
+            self._last = self._future.result(timeout=self._timeout_s) or {}
+            return self._last, False
+        except FutureTimeout:
+            return self._last, True
         except Exception as exc:  # a scrape must not fail because the backend is busy or gone
             log.warning("CES backend status() failed during a metrics scrape: %s", exc)
-            st = {}
+            return self._last, True
+
+    def collect(self) -> Iterator[Metric]:
+        st, stale = self._read()
+        stale_g = GaugeMetricFamily(
+            PREFIX + "backend_status_stale",
+            "1 when the backend's status() did not answer in time and older values are shown.",
+        )
+        stale_g.add_metric([], 1.0 if stale else 0.0)
+        yield stale_g
         depth = GaugeMetricFamily(
             PREFIX + "queue_depth",
             "Jobs accepted and not yet judged (service queue plus the backend's own).",
@@ -98,6 +131,7 @@ class CESMetrics:
         self,
         status: Callable[[], dict[str, Any]] | None = None,
         pending: Callable[[], int] | None = None,
+        status_timeout_s: float = 2.0,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -129,7 +163,7 @@ class CESMetrics:
             self.jobs.labels(name)
         for name in ("done", "error"):
             self.batches.labels(name)
-        r.register(_BackendCollector(status or dict, pending or (lambda: 0)))
+        r.register(_BackendCollector(status or dict, pending or (lambda: 0), status_timeout_s))
 
     def observe(self, verdicts: Iterable[Verdict]) -> None:
         for v in verdicts:

@@ -137,7 +137,8 @@ class RayBackend:
         if address is not None:
             self.ray_config.address = address
         self._pools: OrderedDict[str, _Pool] = OrderedDict()
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # short: the pool table, counters
+        self._warm_lock = threading.Lock()  # long: one base warms at a time
         self._queued = 0
         self._started_ray = False
         self._actor_cls: Any = None
@@ -196,37 +197,45 @@ class RayBackend:
         }
 
     def _pool(self, base: BaseSpec, workers: int | None = None) -> _Pool:
+        """The warm pool of ``base``, warming it first if needed. Warming holds only the warm
+        lock, so ``status()`` (and a metrics scrape) answers meanwhile."""
         key = base.key()
-        with self._lock:
-            pool = self._pools.get(key)
-            if pool is not None:
-                pool.used = time.monotonic()
-                self._pools.move_to_end(key)
-                return pool
+        with self._warm_lock:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is not None:
+                    pool.used = time.monotonic()
+                    self._pools.move_to_end(key)
+                    return pool
             ray = self._connect()
-            n = workers or self.config.resolved_workers()
-            root = self.config.resolved_work_dir() / "ray" / key
-            start = time.monotonic()
-            ids = [f"ray-{key[:8]}-{i}" for i in range(n)]
-            actors = [
-                self._actor_cls.remote(wid, base.to_dict(), str(root / wid), self.config)
-                for wid in ids
-            ]
-            try:  # the first builds from scratch; the others copy it where they share its node
-                first = ray.get(actors[0].warm.remote())
-                infos = [first, *ray.get([a.warm.remote(first) for a in actors[1:]])]
-            except Exception as exc:
-                self._kill(actors)
-                raise _unwrap(exc) from None
-            pool = _Pool(key, base, actors, ids, time.monotonic() - start, time.monotonic())
-            pool.cloned = sum(1 for i in infos if i.get("cloned"))
-            self._pools[key] = pool
-            self.counters["warms"] += 1
-            while len(self._pools) > max(1, self.config.max_bases):
-                _, old = self._pools.popitem(last=False)
-                self.counters["evictions"] += 1
+            pool = self._start_pool(ray, key, base, workers or self.config.resolved_workers())
+            with self._lock:
+                self._pools[key] = pool
+                self.counters["warms"] += 1
+                evicted = []
+                while len(self._pools) > max(1, self.config.max_bases):
+                    evicted.append(self._pools.popitem(last=False)[1])
+                    self.counters["evictions"] += 1
+            for old in evicted:
                 self._close_pool(old)
             return pool
+
+    def _start_pool(self, ray: Any, key: str, base: BaseSpec, n: int) -> _Pool:
+        root = self.config.resolved_work_dir() / "ray" / key
+        start = time.monotonic()
+        ids = [f"ray-{key[:8]}-{i}" for i in range(n)]
+        actors = [
+            self._actor_cls.remote(wid, base.to_dict(), str(root / wid), self.config) for wid in ids
+        ]
+        try:  # the first builds from scratch; the others copy it where they share its node
+            first = ray.get(actors[0].warm.remote())
+            infos = [first, *ray.get([a.warm.remote(first) for a in actors[1:]])]
+        except Exception as exc:
+            self._kill(actors)
+            raise _unwrap(exc) from None
+        pool = _Pool(key, base, actors, ids, time.monotonic() - start, time.monotonic())
+        pool.cloned = sum(1 for i in infos if i.get("cloned"))
+        return pool
 
     def _close_pool(self, pool: _Pool) -> None:
         ray = _ray()
