@@ -169,30 +169,41 @@ def _evaluate(
     score = sum(sims) / L
     if not context_ok and score < config.fuzzy_threshold:
         return None
-    # added lines must sit right after / right before old lines found in the file, and
-    # when they have both, those two must be adjacent in the file (else where they go is a
-    # guess)
+    if not _anchored(hunk, mapping):
+        return None
+    out = _build(lines, hunk, mapping, start)
+    quality = (score, -gap, -unmatched)
+    return _Cand(start, end, out, quality, matched, score, "context" if context_ok else "fuzzy")
+
+
+def _anchored(hunk: Hunk, mapping: list[int | None]) -> bool:
+    """Added lines must sit right after / right before old lines found in the file, and when
+    they have both, those two must be adjacent in the file (else where they go is a guess)."""
+    L = len(mapping)
     oi = 0
-    run_start: int | None = None
-    runs: list[tuple[int, int]] = []  # (old lines before the run, same) -> (oi, oi)
+    run_starts: list[int] = []  # old-line index each run of added lines sits before
+    in_run = False
     for tag, _ in hunk.lines:
         if tag == "+":
-            if run_start is None:
-                run_start = oi
+            if not in_run:
+                run_starts.append(oi)
+                in_run = True
             continue
-        if run_start is not None:
-            runs.append((run_start, oi))
-            run_start = None
+        in_run = False
         oi += 1
-    if run_start is not None:
-        runs.append((run_start, L))
-    for at, _ in runs:
+    for at in run_starts:
         before = mapping[at - 1] if at > 0 else None
         after = mapping[at] if at < L else None
         if (at > 0 and before is None) or (at < L and after is None):
-            return None
+            return False
         if before is not None and after is not None and after != before + 1:
-            return None
+            return False
+    return True
+
+
+def _build(lines: list[str], hunk: Hunk, mapping: list[int | None], start: int) -> list[str]:
+    """The file lines from ``start`` to the last mapped one, with the hunk applied: context
+    lines as the file has them, file lines the hunk skipped kept, added lines inserted."""
     old_lines = hunk.old_lines
     eol = eol_fix([(old_lines[i], lines[m]) for i, m in enumerate(mapping) if m is not None])
     out: list[str] = []
@@ -210,8 +221,7 @@ def _evaluate(
         if tag == " ":
             out.append(lines[m])
         ptr = m + 1
-    quality = (score, -gap, -unmatched)
-    return _Cand(start, end, out, quality, matched, score, "context" if context_ok else "fuzzy")
+    return out
 
 
 def _select(cands: list[_Cand], config: LadderConfig, expected: int | None) -> _Cand | str:
