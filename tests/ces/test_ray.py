@@ -30,14 +30,17 @@ NOT_APPLYING = (
 def ray_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from bactrian.ces.ray_backend import RayBackend
 
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=96 * 1024 * 1024)
+    ours = not ray.is_initialized()  # another module's Ray session is reused, not stopped
+    if ours:
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=96 * 1024 * 1024)
     config = CESConfig(workers=2, work_dir=tmp_path_factory.mktemp("ces-ray-work"))
     backend = RayBackend(config)
     try:
         yield backend
     finally:
         backend.close()
-        ray.shutdown()
+        if ours:
+            ray.shutdown()
 
 
 @pytest.fixture(scope="module")
