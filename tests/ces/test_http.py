@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -259,3 +260,18 @@ def test_token_env_must_name_a_set_variable(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("CES_SOME_TOKEN", "abc")
     assert token_from_env("CES_SOME_TOKEN") == "abc"
     assert token_from_env(None) is None
+
+
+def test_allowed_roots_refuse_bases_outside_them(tmp_path: Path, backend: ScriptedBackend) -> None:
+    from fastapi.testclient import TestClient
+
+    inside = tmp_path / "repos" / "a"
+    inside.mkdir(parents=True)
+    app = create_app(backend, allowed_roots=[tmp_path / "repos"])
+    with TestClient(app) as http:
+        ok = http.post("/v1/evaluate", json={"base": {"source": str(inside)}, "diffs": ["x"]})
+        assert ok.status_code == 200
+        for source in (str(tmp_path), str(inside / ".." / ".." / "x"), "/etc", "https://x/y.git"):
+            bad = http.post("/v1/batches", json={"base": {"source": source}, "diffs": ["x"]})
+            assert bad.status_code == 403, source
+            assert "--allow-root" in bad.json()["detail"]

@@ -45,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subp
     env.pop("BACTRIAN_CONFIG", None)
     cmd = [sys.executable, "-m", "bactrian.cli", "ces", "serve", "--port", str(port)]
     cmd += ["--workers", "2", "--token-env", "CES_TEST_TOKEN"]
+    cmd += ["--allow-root", str(tmp_path_factory.getbasetemp())]
     log = (home / "server.log").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -113,5 +114,7 @@ def test_serve_refuses_without_the_token_and_reports_a_red_base(
     with CESClient(url, token=TOKEN, timeout_s=60) as ces:
         with pytest.raises(BaseNotGreenError, match="not green"):
             ces.evaluate(str(red), [GREEN], wait_s=300)
+        with pytest.raises(CESError, match="403.*outside the directories"):
+            ces.submit("/usr/share", [GREEN])
         assert ces.health()["ok"] is True
     assert proc.poll() is None

@@ -213,6 +213,13 @@ def status(as_json: bool) -> None:
 @click.option("--address", help="Ray cluster address for --backend ray (default: a local Ray).")
 @click.option("--workers", type=int, help="Workers per base (default: [ces] workers, or cores).")
 @click.option(
+    "--allow-root",
+    "allow_root",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Only judge bases under this directory (repeatable; default: any the user can read).",
+)
+@click.option(
     "--token-env",
     metavar="VAR",
     help="Require 'Authorization: Bearer <token>', the token read from environment variable VAR.",
@@ -223,6 +230,7 @@ def serve(
     backend: str,
     address: str | None,
     workers: int | None,
+    allow_root: tuple[str, ...],
     token_env: str | None,
 ) -> None:
     """Serve the CES over HTTP: POST /v1/batches, GET /v1/batches/ID, POST /v1/evaluate,
@@ -237,4 +245,5 @@ def serve(
         address=address,
         workers=workers,
         token=token_from_env(token_env),
+        allowed_roots=list(allow_root),
     )

@@ -32,9 +32,10 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -208,16 +209,37 @@ def _auth(token: str | None) -> Any:
     return check
 
 
+def _source_checker(roots: Sequence[str | os.PathLike[str]] | None) -> Callable[[str], None]:
+    resolved = [Path(r).expanduser().resolve() for r in roots] if roots else None
+
+    def check(source: str) -> None:
+        if resolved is None:
+            return
+        path = Path(source).expanduser().resolve() if "://" not in source else None
+        if path is None or not any(path == r or r in path.parents for r in resolved):
+            raise HTTPException(
+                status_code=403,
+                detail=f"Base {source!r} is outside the directories this service may build ("
+                + ", ".join(str(r) for r in resolved)
+                + "). Ask its operator to add it with --allow-root.",
+            )
+
+    return check
+
+
 def create_app(
     backend: CESBackend,
     *,
     token: str | None = None,
     keep_batches: int = 1000,
     status_timeout_s: float = 2.0,
+    allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``backend``. The caller owns the backend (and closes it).
 
-    ``status_timeout_s`` bounds how long a metrics scrape waits for ``backend.status()``."""
+    ``status_timeout_s`` bounds how long a metrics scrape waits for ``backend.status()``.
+    ``allowed_roots``: when given, a base must be a directory under one of them (403 else)."""
+    check_source = _source_checker(allowed_roots)
     pending: list[BatchRunner] = []
     metrics = CESMetrics(
         status=backend.status,
@@ -267,6 +289,7 @@ def create_app(
 
     @app.post("/v1/batches", status_code=202, dependencies=[auth])
     async def submit(body: BatchIn) -> dict[str, Any]:
+        check_source(body.base.source)
         batch = runner().submit(body.jobs())
         return {
             "id": batch.id,
@@ -288,6 +311,7 @@ def create_app(
 
     @app.post("/v1/evaluate", dependencies=[auth])
     async def evaluate(body: BatchIn) -> dict[str, Any]:
+        check_source(body.base.source)
         batch = runner().submit(body.jobs())
         try:
             verdicts = await asyncio.wrap_future(batch.future)
@@ -326,6 +350,7 @@ def serve(
     token: str | None = None,
     config: CESConfig | None = None,
     log_level: str = "info",
+    allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
 ) -> None:
     """Run the service with uvicorn until interrupted, then close the backend."""
     import uvicorn
@@ -333,7 +358,7 @@ def serve(
     config = config or CESConfig.load(workers=workers)
     impl = make_backend(backend, config, address=address)
     try:
-        app = create_app(impl, token=token)
+        app = create_app(impl, token=token, allowed_roots=allowed_roots or None)
         if host not in ("127.0.0.1", "localhost", "::1") and not token:
             log.warning(
                 "CES service on %s without a token: anyone who can reach it can make it build "
