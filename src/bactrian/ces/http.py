@@ -9,15 +9,19 @@ service has a token):
 - ``GET /v1/batches/{id}`` → ``{"id", "status", "jobs", "verdicts": [...] | null, "error"}``;
   ``status`` is ``queued``, ``running``, ``done`` or ``error`` (e.g. a base that is not green).
 - ``POST /v1/evaluate`` (same body) → ``{"verdicts": [...]}`` once judged (synchronous).
-- ``GET /healthz`` → ``{"ok": true, "backend": ..., "status": {...}}``.
+- ``GET /v1/status`` → the backend's ``status()`` and the service's queued jobs.
+- ``GET /healthz`` → ``{"ok": true, "backend": ..., "version": ...}`` (no token needed).
 - ``GET /metrics`` → Prometheus text (see :mod:`bactrian.ces.metrics`).
+
+Errors: 401 without the token, 403 for a base outside ``allowed_roots``, 404 for an unknown
+batch, 422 for a malformed request or (``/v1/evaluate``) a base that is not green.
 
 Batches run one at a time on a dispatcher thread; the backend spreads each batch's jobs over
 its workers. Finished batches are kept (bounded, oldest dropped first) so clients can poll.
 
 The service judges bases named by *path or URL on the server's machine*: whoever can reach it
 can make it copy and build any directory it can read. It binds to 127.0.0.1 by default; set a
-token (``--token-env``) before binding anything wider.
+token (``--token-env``) and ``--allow-root`` before binding anything wider.
 """
 
 from __future__ import annotations
