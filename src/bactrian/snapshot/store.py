@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,10 +360,11 @@ def _open(workspace: Path, config: SnapshotConfig, *, create: bool) -> Store:
         try:
             root.mkdir(parents=True, exist_ok=True)
             meta = root / "workspace.json"
-            if not meta.exists():
-                tmp = root / "workspace.json.tmp"
-                tmp.write_text(json.dumps({"workspace": str(workspace)}) + "\n")
-                tmp.replace(meta)
+            if not meta.exists():  # unique temp name: two first snapshots may race here
+                fd, tmp = tempfile.mkstemp(prefix="workspace.json.", dir=root)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(json.dumps({"workspace": str(workspace)}) + "\n")
+                os.replace(tmp, meta)
             init_repo(root / "repo.git")
         except OSError as exc:
             raise StoreError(f"Cannot create the snapshot store {root}: {exc}.") from exc
