@@ -131,7 +131,7 @@ def test_renames_round_trip_and_git_accepts_them(
     dest = "moved/" + src.replace("/", "_")
     new = {**{p: t for p, t in new.items() if p != src}, dest: new[src]}
     text = render_diff(old, new, detect_renames=True)
-    assert f"rename from {src}" in text or 'rename from "' in text
+    assert "\nrename from " in text  # the source may be any file with that content
     out, result = apply_to_files(old, text)
     assert result.ok and out == _bytes(new)
     assert any(f.status == "renamed" for f in result.files)

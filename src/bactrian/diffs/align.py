@@ -240,10 +240,8 @@ def _select(cands: list[_Cand], config: LadderConfig, expected: int | None) -> _
             if other.quality == best.quality:
                 return f"ambiguous: two alignments near line {best.start + 1} fit equally well"
             continue
-        close = best.score - other.score < config.fuzzy_margin or other.matched >= best.matched - 1
-        if close and not any(
-            o.start < c.end and c.start < o.end for c in contenders for o in [other]
-        ):
+        close = best.score - other.score < config.fuzzy_margin
+        if close and not any(other.start < c.end and c.start < other.end for c in contenders):
             contenders.append(other)
     if len(contenders) == 1:
         return best

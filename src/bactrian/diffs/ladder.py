@@ -2,7 +2,8 @@
 order, the first that places the hunk being recorded.
 
     exact       the old lines sit exactly at the stated place (what a strict apply accepts)
-    offset      they sit exactly somewhere else: the unique match, or the clearly nearest one
+    offset      they sit exactly somewhere else: the unique match, or one within 3 lines of the
+                stated place whose rival is clearly farther
     recount     the header's counts were wrong or missing (bare ``@@``); the body was recounted
                 and found exactly (uniquely, or clearly nearest to a stated line number)
     whitespace  found when whitespace-only differences (indentation, trailing blanks, CRLF)
@@ -100,7 +101,9 @@ def _choose(positions: list[int], expected: int | None, floor: int) -> int | Non
         return after[0]
     dists = sorted((abs(p - expected), p) for p in after)
     (d1, p1), (d2, _) = dists[0], dists[1]
-    if d1 < d2 and (d1 <= 3 or d2 >= 2 * d1):
+    # the stated line (shifted by what earlier hunks showed) must be about right: with the
+    # same lines in two places, wrong line numbers would otherwise pick the wrong one
+    if d1 <= 3 and d2 >= 2 * d1 + 2:
         return p1
     return None
 
