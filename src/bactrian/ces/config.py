@@ -62,13 +62,15 @@ class CESConfig:
     reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
     test_globs: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_GLOBS))
     # "fail": a diff touching tests cannot pass `test`; "pristine": the test stage runs the
-    # base's own test files (the diff's test changes are undone first)
+    # base's own test files (the diff's test changes are undone first); "trust": the diff's
+    # tests run as written — only for human-written diffs (checking mined gold diffs), never
+    # for model output
     edits_tests_policy: str = "fail"
 
     def __post_init__(self) -> None:
         choices = {
             "reward_mode": ("graded", "binary"),
-            "edits_tests_policy": ("fail", "pristine"),
+            "edits_tests_policy": ("fail", "pristine", "trust"),
             "adapter": ("auto", "dune", "generic"),
         }
         for name, allowed in choices.items():

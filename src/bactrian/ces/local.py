@@ -38,6 +38,7 @@ class _BasePool:
     lock_fh: IO[str]
     warm_s: float
     used: float = field(default_factory=time.monotonic)
+    pins: int = 0  # batches in flight that use this pool: never evicted while > 0
 
 
 class LocalBackend:
@@ -76,7 +77,7 @@ class LocalBackend:
             "base_tests": pool.workers[0].base_tests if pool.workers else None,
         }
 
-    def _pool(self, base: BaseSpec, workers: int | None) -> _BasePool:
+    def _pool(self, base: BaseSpec, workers: int | None, *, pin: bool = False) -> _BasePool:
         spec = tree.resolve(base)
         key = spec.key()
         want = workers or self.config.resolved_workers()
@@ -84,6 +85,7 @@ class LocalBackend:
             pool = self._pools.get(key)
             if pool is not None and len(pool.workers) >= want:
                 pool.used = time.monotonic()
+                pool.pins += pin
                 self._pools.move_to_end(key)
                 return pool
             start = time.monotonic()
@@ -98,12 +100,20 @@ class LocalBackend:
                 raise
             pool.warm_s += time.monotonic() - start
             self.counters["warms"] += 1
+            pool.pins += pin
             self._pools.move_to_end(key)
-            while len(self._pools) > max(1, self.config.max_bases):
-                oldest = next(iter(self._pools))
-                self._drop(oldest, delete=True)
-                self.counters["evictions"] += 1
+            self._evict()
             return pool
+
+    def _evict(self) -> None:
+        """Drop least recently used bases beyond ``max_bases``; a base that a batch in flight
+        still uses is skipped (the pool may exceed the bound until that batch ends)."""
+        while len(self._pools) > max(1, self.config.max_bases):
+            oldest = next((k for k, p in self._pools.items() if p.pins == 0), None)
+            if oldest is None:
+                return
+            self._drop(oldest, delete=True)
+            self.counters["evictions"] += 1
 
     def _new_pool(self, key: str, spec: BaseSpec) -> _BasePool:
         root = self.work_dir / "bases"
@@ -166,17 +176,23 @@ class LocalBackend:
             return []
         pools: dict[int, _BasePool] = {}
         by_spec: dict[str, _BasePool] = {}
-        for i, job in enumerate(jobs):
-            spec_id = json.dumps(job.base.to_dict(), sort_keys=True)
-            if spec_id not in by_spec:
-                by_spec[spec_id] = self._pool(job.base, None)
-            pools[i] = by_spec[spec_id]
-        with self._lock:
-            self._queued += len(jobs)
-        n = sum(len(p.workers) for p in {id(p): p for p in pools.values()}.values())
-        with ThreadPoolExecutor(max_workers=max(1, n)) as ex:
-            futures = [ex.submit(self._run_one, pools[i], job) for i, job in enumerate(jobs)]
-            return [f.result() for f in futures]
+        try:
+            for i, job in enumerate(jobs):
+                spec_id = json.dumps(job.base.to_dict(), sort_keys=True)
+                if spec_id not in by_spec:
+                    by_spec[spec_id] = self._pool(job.base, None, pin=True)
+                pools[i] = by_spec[spec_id]
+            with self._lock:
+                self._queued += len(jobs)
+            n = sum(len(p.workers) for p in by_spec.values())
+            with ThreadPoolExecutor(max_workers=max(1, n)) as ex:
+                futures = [ex.submit(self._run_one, pools[i], job) for i, job in enumerate(jobs)]
+                return [f.result() for f in futures]
+        finally:
+            with self._lock:
+                for p in by_spec.values():
+                    p.pins -= 1
+                self._evict()
 
     def _run_one(self, pool: _BasePool, job: Job) -> Verdict:
         worker = pool.free.get()

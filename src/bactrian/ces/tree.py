@@ -171,6 +171,7 @@ def resolve(spec: BaseSpec) -> BaseSpec:
         stages=dict(spec.stages),
         adapter=spec.adapter,
         resolved_rev=resolved,
+        require_green=spec.require_green,
     )
 
 

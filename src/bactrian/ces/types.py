@@ -36,6 +36,11 @@ class BaseSpec:
 
     ``stages`` overrides stage commands by name (``{"build": "dune build @install"}``); an empty
     string skips that stage. ``adapter`` picks the language adapter ("dune", "generic", "auto").
+
+    ``require_green`` (default) refuses a base that does not pass its own stages. Judging a
+    *fix* (a gold diff mined from a red → green episode) needs its red base: with
+    ``require_green=False`` the base is warmed as far as it builds and judged all the same;
+    the test-count guard then has no baseline and is off.
     """
 
     source: str
@@ -44,6 +49,7 @@ class BaseSpec:
     stages: dict[str, str] = field(default_factory=dict)
     adapter: str = "auto"
     resolved_rev: str | None = None  # filled in when the base is exported
+    require_green: bool = True
 
     def key(self) -> str:
         """A stable id: the source, the (resolved) revision, adapter and stage commands."""
@@ -56,6 +62,7 @@ class BaseSpec:
                 "rev": self.resolved_rev or self.rev,
                 "adapter": self.adapter,
                 "stages": dict(sorted(self.stages.items())),
+                **({} if self.require_green else {"require_green": False}),
             },
             sort_keys=True,
         )
@@ -69,6 +76,7 @@ class BaseSpec:
             "stages": dict(self.stages),
             "adapter": self.adapter,
             "resolved_rev": self.resolved_rev,
+            "require_green": self.require_green,
         }
 
     @classmethod
@@ -80,6 +88,7 @@ class BaseSpec:
             stages=dict(d.get("stages") or {}),
             adapter=d.get("adapter", "auto"),
             resolved_rev=d.get("resolved_rev"),
+            require_green=bool(d.get("require_green", True)),
         )
 
     @classmethod

@@ -16,7 +16,8 @@ deletes a test file is flagged ``edits-tests`` and its ``test`` stage fails with
 test runner that reports fewer tests than the base did (e.g. exits 0 before running them)
 fails the ``test`` stage too. With ``edits_tests_policy = "pristine"`` the test stage instead
 runs the base's own test files: the diff's test changes are undone before ``test`` runs (the
-verdict is still flagged).
+verdict is still flagged). ``"trust"`` runs the diff's tests as written (still flagged): it is
+for human-written diffs, such as checking that mined gold diffs turn their base green.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class Worker:
         self.base_manifest: dict[str, Entry] = {}
         self.base_hash = ""
         self.base_tests: dict[str, int] | None = None
+        self.base_green = True
         self.warm_s = 0.0
         self.counters: dict[str, float] = {
             "jobs": 0,
@@ -121,7 +123,8 @@ class Worker:
             check(self.tree, self.uid)
         results = self._run_green_stages()
         bad = next((r for r in results if r.status != "passed" and r.status != "skipped"), None)
-        if bad is not None:
+        self.base_green = bad is None
+        if bad is not None and self.base.require_green:
             raise BaseNotGreenError(
                 f"Base {self.base.source}"
                 + (f" at {self.base.rev}" if self.base.rev else "")
@@ -130,7 +133,9 @@ class Worker:
                 "Fix the base or pass the right stage commands (--stage NAME=CMD)."
             )
         test = next((r for r in results if r.name == "test"), None)
-        self.base_tests = self.adapter.test_summary(test.output) if test else None
+        self.base_tests = (
+            self.adapter.test_summary(test.output) if test and self.base_green else None
+        )
         self.base_manifest = manifest(self.tree)
         self.base_hash = tree_hash(self.base_manifest)
         if not reused:
@@ -316,7 +321,8 @@ class Worker:
                     )
                     stages.append(StageResult("test", "failed", 0.0, msg, None))
                     return []
-                self._pristine_tests(edits_tests)
+                if self.config.edits_tests_policy == "pristine":
+                    self._pristine_tests(edits_tests)
             res, run_flags = self._stage_flags(stage, present, deadline)
             flags.extend(f for f in run_flags if f not in flags)
             if res.status == "passed" and stage == "test":
@@ -409,8 +415,12 @@ class Worker:
             export(resolve(self.base), self.tree)
         prepare_tree(self.tree, self.uid)
         results = self._run_green_stages()
-        if any(r.status not in ("passed", "skipped") for r in results):
-            raise CESError(f"Worker {self.id} could not rebuild its base to green.")
+        green = all(r.status in ("passed", "skipped") for r in results)
+        if green != self.base_green:
+            raise CESError(
+                f"Worker {self.id} could not rebuild its base to its warmed state "
+                f"({'green' if self.base_green else 'red'})."
+            )
         if tree_hash(manifest(self.tree)) != self.base_hash:
             raise CESError(f"Worker {self.id}: rebuilt tree does not match the base hash.")
         if not snapshot_ok:
