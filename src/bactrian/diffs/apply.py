@@ -266,16 +266,28 @@ def _resolve_inside(root: Path, rel: str) -> Path:
     return real
 
 
-def _read_touched(root: Path, patch: Patch, limits: DiffLimits) -> dict[str, bytes]:
+@dataclass
+class _Touched:
+    """The files a patch names, as found on disk."""
+
+    files: dict[str, bytes]  # contents of those that exist
+    real: dict[str, Path]  # every named path, symlinks resolved (checked inside the tree)
+    modes: dict[str, int]  # permission bits of those that exist
+
+
+def _read_touched(root: Path, patch: Patch, limits: DiffLimits) -> _Touched:
     files: dict[str, bytes] = {}
+    reals: dict[str, Path] = {}
+    modes: dict[str, int] = {}
     for fp in patch.files:
         for p in (fp.old_path, fp.new_path):
             if p is None:
                 continue
             rel = check_path(p)
-            if rel in files:
+            if rel in reals:
                 continue
             real = _resolve_inside(root, rel)
+            reals[rel] = real
             try:
                 st = real.stat()
             except FileNotFoundError:
@@ -290,7 +302,8 @@ def _read_touched(root: Path, patch: Patch, limits: DiffLimits) -> dict[str, byt
                     f"{limits.max_file_bytes} (DiffLimits.max_file_bytes)."
                 )
             files[rel] = real.read_bytes()
-    return files
+            modes[rel] = stat.S_IMODE(st.st_mode)
+    return _Touched(files, reals, modes)
 
 
 def _umask() -> int:
@@ -317,12 +330,10 @@ class _Writer:
             m.mkdir()
             self.created_dirs.append(m)
 
-    def write(self, real: Path, data: bytes, mode: str | None) -> None:
-        old: bytes | None = None
-        old_mode: int | None = None
-        if real.exists():
-            old = real.read_bytes()
-            old_mode = stat.S_IMODE(real.stat().st_mode)
+    def write(
+        self, real: Path, data: bytes, mode: str | None, old: bytes | None, old_mode: int | None
+    ) -> None:
+        """Write ``data`` at ``real`` (``old``/``old_mode``: what is there now, for undo)."""
         self._mkdirs(real.parent)
         fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=".bactrian-", suffix=".tmp")
         try:
@@ -388,19 +399,20 @@ def apply_patch(
     if isinstance(patch, str):
         patch = parse_patch(patch)
     check_patch(patch, limits)
-    files = _read_touched(root, patch, limits)
-    _, result, plan = _apply_map(files, patch, lenient, limits, config)
+    touched = _read_touched(root, patch, limits)
+    _, result, plan = _apply_map(touched.files, patch, lenient, limits, config)
     result.dry_run = dry_run
     if not result.ok or dry_run:
         return result
     writer = _Writer(root)
     try:
         for rel, data in sorted(plan.writes.items(), key=lambda kv: kv[1] is None):
-            real = _resolve_inside(root, rel)
+            real = touched.real.get(rel) or _resolve_inside(root, rel)
             if data is None:
                 writer.delete(real)
             else:
-                writer.write(real, data, plan.modes.get(rel))
+                old, old_mode = touched.files.get(rel), touched.modes.get(rel)
+                writer.write(real, data, plan.modes.get(rel), old, old_mode)
     except OSError as exc:
         writer.rollback()
         raise DiffApplyError(
