@@ -80,6 +80,7 @@ def test_git_apply_and_patch_accept_rendered_diffs(
         (Path(tmp) / "d.patch").write_bytes(text.encode())
         for d in (ours, g, pt):
             shutil.copytree(a, d)
+        subprocess.run(["git", "init", "-q", str(g)], check=True)  # a real repository
         result = apply_patch(ours, text)
         assert result.ok, result.summary()
         assert _read(ours) == new
