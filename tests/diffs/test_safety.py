@@ -208,3 +208,10 @@ def test_new_file_diff_for_an_existing_file(tmp_path: Path) -> None:
     assert result.ok and result.changed_paths == []
     assert not apply_patch(tmp_path, other, lenient=True).ok  # never prepended or overwritten
     assert (tmp_path / "n.ml").read_text() == "let n = 1\n"
+
+
+def test_strict_refuses_bare_hunks_even_for_new_content() -> None:
+    bare_new = "--- /dev/null\n+++ b/n.ml\n@@\n+let n = 1\n"
+    assert not apply_to_files({}, bare_new)[1].ok
+    out, result = apply_to_files({}, bare_new, lenient=True)
+    assert result.ok and result.rungs() == {"recount": 1} and out == {"n.ml": b"let n = 1\n"}

@@ -213,6 +213,8 @@ def _lenient_place(
 def _place_insertion(
     lines: list[str], hunk: Hunk, expected: int | None, *, lenient: bool, header_ok: bool
 ) -> Placement:
+    if not (header_ok or lenient):
+        raise HunkFailed(_strict_reason(lines, hunk, expected))
     eol = _eol_of(lines)
     new = hunk.new_lines if header_ok else [_adapt(t, eol) for t in hunk.new_lines]
     if not lines:
