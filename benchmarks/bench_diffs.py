@@ -15,6 +15,7 @@ way models and stale diffs break them:
     whitespace_changed    indentation of context/removed lines changed, trailing blanks added
     context_drifted       the file moved on: 3 lines added on top, one context line edited
     context_line_dropped  one context line left out of a hunk (counts not fixed)
+    combined              whitespace_changed + counts_missing + context_drifted at once
     duplicated_block      (ambiguous) the hunk's lines also occur elsewhere, bare ``@@``
 
 A case is *ambiguous* when the diff does not say where it goes: a hunk whose lines occur more
@@ -197,6 +198,13 @@ def perturb(path: str, old: str, new: str, rng: random.Random) -> list[Case]:
                 changed = True
     if changed:
         cases.append(Case("whitespace_changed", path, old, render_patch(p), new, False))
+        # several faults at once: whitespace changed, counts missing, and the file drifted
+        for h in p.files[0].hunks:
+            h.old_start = h.old_count = h.new_start = h.new_count = None
+        for c in _drifted(path, old, new, base, rng):
+            cases.append(
+                Case("combined", path, c.base, render_patch(p), c.want, _repeated(c.base, p))
+            )
 
     cases += _drifted(path, old, new, base, rng)
     cases += _dropped(path, old, new, base, rng)
