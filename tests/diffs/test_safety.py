@@ -215,3 +215,11 @@ def test_strict_refuses_bare_hunks_even_for_new_content() -> None:
     assert not apply_to_files({}, bare_new)[1].ok
     out, result = apply_to_files({}, bare_new, lenient=True)
     assert result.ok and result.rungs() == {"recount": 1} and out == {"n.ml": b"let n = 1\n"}
+
+
+def test_a_file_can_become_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("x\n")
+    diff = render_diff({"a": "x\n"}, {"a/b.ml": "y\n"})
+    result = apply_patch(tmp_path, diff)
+    assert result.ok, result.summary()
+    assert (tmp_path / "a/b.ml").read_text() == "y\n"

@@ -406,7 +406,7 @@ def apply_patch(
         return result
     writer = _Writer(root)
     try:
-        for rel, data in sorted(plan.writes.items(), key=lambda kv: kv[1] is None):
+        for rel, data in sorted(plan.writes.items(), key=lambda kv: kv[1] is not None):
             real = touched.real.get(rel) or _resolve_inside(root, rel)
             if data is None:
                 writer.delete(real)
