@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from bactrian.diffs import apply_to_files, extract_changes, parse_patch
+from bactrian.diffs import apply_to_files, extract_changes, normalize_patch, parse_patch
 from bactrian.errors import DiffApplyError, DiffParseError
 
 FILES = {
@@ -106,3 +109,24 @@ def test_headerless_hunks_go_to_the_one_file_given() -> None:
         extract_changes(completion, FILES)
     labelled = "src/calc.ml\n" + completion
     assert extract_changes(labelled, FILES).paths() == ["src/calc.ml"]
+
+
+def test_normalize_turns_a_sloppy_model_diff_into_a_clean_one(tmp_path: Path) -> None:
+    completion = (
+        "```diff\n--- a/src/calc.ml\n+++ b/src/calc.ml\n@@\n let add a b = a + b\n"
+        " \n-  let sub a b = a - b\n+let sub a b = b - a\n```\n"
+    )
+    patch = extract_changes(completion, FILES).to_patch()
+    text, result = normalize_patch(FILES, patch)
+    assert result.ok and result.rungs() == {"whitespace": 1}
+    assert "@@ -1," in text and "-let sub a b = a - b\n" in text
+    # the clean diff applies strictly, also with git apply
+    out, strict = apply_to_files(FILES, text)
+    assert strict.ok and b"let sub a b = b - a" in out["src/calc.ml"]
+    for p, content in FILES.items():
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).write_text(content)
+    (tmp_path / "d.patch").write_text(text)
+    subprocess.run(["git", "apply", "--check", "d.patch"], cwd=tmp_path, check=True)
+    bad, failed = normalize_patch(FILES, completion.replace("a - b", "a / b"))
+    assert bad == "" and not failed.ok

@@ -5,11 +5,12 @@
     apply_patch(root, patch, lenient=..., dry_run=...) -> ApplyResult      (a directory)
     apply_to_files(files, patch, lenient=...) -> (new_files, ApplyResult)  (in memory)
     extract_changes(model_output, files) -> ChangeSet                      (model output)
+    normalize_patch(files, patch) -> (clean diff text, ApplyResult)        (for previews)
 
 See ``docs/diffs.md`` for the formats accepted, the lenient ladder and the safety rules.
 """
 
-from bactrian.diffs.apply import apply_patch, apply_to_files, check_path
+from bactrian.diffs.apply import apply_patch, apply_to_files, check_path, normalize_patch
 from bactrian.diffs.config import DiffsConfig, load_diffs_config
 from bactrian.diffs.extract import ChangeSet, extract_changes
 from bactrian.diffs.ladder import LadderConfig
@@ -44,6 +45,7 @@ __all__ = [
     "check_path",
     "extract_changes",
     "load_diffs_config",
+    "normalize_patch",
     "parse_patch",
     "render_diff",
     "render_patch",

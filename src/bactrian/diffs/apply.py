@@ -420,3 +420,26 @@ def apply_patch(
             "Every file already written was restored; fix the tree and retry."
         ) from exc
     return result
+
+
+def normalize_patch(
+    files: Mapping[str, str | bytes],
+    patch: Patch | str,
+    *,
+    lenient: bool = True,
+    limits: DiffLimits | None = None,
+    config: LadderConfig = DEFAULT_LADDER,
+) -> tuple[str, ApplyResult]:
+    """Apply ``patch`` to ``files`` in memory and render what it does as a clean git-style
+    diff (exact line numbers and counts, the files' own whitespace in context lines): what
+    an editor previews and a strict ``git apply`` accepts. The text is empty when the patch
+    does not apply (see the result) or changes nothing."""
+    from bactrian.diffs.render import render_diff
+
+    new, result = apply_to_files(files, patch, lenient=lenient, limits=limits, config=config)
+    if not result.ok:
+        return "", result
+    touched = set(result.changed_paths)
+    old_sub = {p: _to_bytes(v) for p, v in files.items() if p in touched}
+    new_sub = {p: v for p, v in new.items() if p in touched}
+    return render_diff(old_sub, new_sub), result
