@@ -37,6 +37,8 @@ def test_plain_headers_with_timestamps_and_without_prefixes() -> None:
     )
     (fp,) = parse_patch(text).files
     assert fp.old_path == fp.new_path == "src/a.ml" and not fp.git_header
+    (fp,) = parse_patch("--- a/src/a.ml  \n+++ b/src/a.ml \n@@ -1 +1 @@\n-a\n+b\n").files
+    assert fp.path == "src/a.ml"  # trailing blanks a model left after the name
 
 
 def test_quoted_and_spaced_paths() -> None:

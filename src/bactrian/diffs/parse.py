@@ -108,7 +108,8 @@ def _header_name(raw: str) -> str | None:
             pass
     if "\t" in raw:
         raw = raw.split("\t", 1)[0]
-    raw = raw.rstrip() if raw.endswith(" ") and raw.strip() == "/dev/null" else raw
+    else:
+        raw = raw.rstrip(" ")  # git ends names holding spaces with a tab; these are junk
     if raw == "/dev/null":
         return None
     return raw
