@@ -141,3 +141,17 @@ def test_cli_address_needs_the_ray_backend(project: Path, tmp_path: Path) -> Non
         cli, ["ces", "eval", str(project), "--address", "auto", str(tmp_path / "d.diff")]
     )
     assert result.exit_code != 0 and "--backend ray" in result.output
+
+
+def test_completion_to_diff_reads_model_output_through_bactrian_diffs() -> None:
+    from bactrian.ces.api import completion_to_diff
+
+    diff = edit("lib/geom.ml", "2 * x", "x + x")
+    fenced = f"Here is the fix:\n```diff\n{diff}```\nThat should do it."
+    out = completion_to_diff(fenced)
+    assert out.startswith("diff --git a/lib/geom.ml b/lib/geom.ml")
+    assert "+let double x = x + x" in out
+    chat = [{"role": "user", "content": "fix it"}, {"role": "assistant", "content": fenced}]
+    assert completion_to_diff(chat) == out
+    # no readable edit: passed on unchanged so the apply stage says why
+    assert completion_to_diff("I cannot help with that.") == "I cannot help with that."

@@ -17,11 +17,12 @@ import importlib
 import os
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from bactrian.ces.config import CESConfig
 from bactrian.ces.types import BACKENDS, BaseSpec, CESBackend, Job, Verdict
+from bactrian.diffs import extract_changes
+from bactrian.errors import DiffError
 
 _SHARED: dict[tuple[str, str], CESBackend] = {}
 _SHARED_LOCK = threading.Lock()
@@ -94,7 +95,10 @@ async def evaluate_async(
 
 
 def completion_to_diff(completion: Any) -> str:
-    """A model completion (text, or chat messages) → the diff it proposes."""
+    """A model completion (text, or chat messages) → the diff it proposes, through
+    :func:`bactrian.diffs.extract_changes` (fenced or bare unified diffs, search/replace
+    blocks). Text that holds no readable edit is passed on as it is, so the ``apply`` stage
+    reports why it is not a diff."""
     if isinstance(completion, list):  # chat format: [{"role": ..., "content": ...}, ...]
         completion = "".join(
             m.get("content", "")
@@ -103,29 +107,10 @@ def completion_to_diff(completion: Any) -> str:
         )
     text = str(completion)
     try:
-        diffs: Any = importlib.import_module("bactrian.diffs")
-        extract = diffs.extract_changes
-    except (ImportError, AttributeError):
-        return _extract_fenced(text)
-    out = extract(text)
-    if isinstance(out, str):
-        return out
-    render = getattr(out, "render", None)
-    return str(render() if callable(render) else out)
-
-
-def _extract_fenced(text: str) -> str:
-    """The body of the first ```diff fence, else the text from the first ``diff --git``/``---``."""
-    import re
-
-    m = re.search(r"```(?:diff|patch)?\n(.*?)```", text, re.S)
-    if m and ("@@" in m.group(1) or "diff --git" in m.group(1)):
-        return m.group(1)
-    for marker in ("diff --git ", "--- "):
-        i = text.find(marker)
-        if i >= 0:
-            return text[i:]
-    return ""
+        changes = extract_changes(text)
+    except DiffError:
+        return text
+    return changes.render() if changes else text
 
 
 def reward_function(
@@ -168,5 +153,4 @@ __all__ = [
     "reward_function",
     "shutdown",
     "completion_to_diff",
-    "Path",
 ]
