@@ -31,6 +31,7 @@ from bactrian.errors import StoreCorruptError, StoreError, WorkspaceError
 from bactrian.snapshot.config import SnapshotConfig, load_config
 from bactrian.snapshot.gitrepo import TIMELINE_REF, GitRepo, init_repo, update_ref
 from bactrian.snapshot.index import SnapshotIndex
+from bactrian.snapshot.reader import ObjectReader
 from bactrian.types import BuildResult
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Store:
         self.git = GitRepo(self.git_dir)
         self.work_git = GitRepo(self.git_dir, workspace, self.index_file)
         self.db = SnapshotIndex(root / "index.sqlite")
+        self._reader: ObjectReader | None = None
         self.reconcile()
 
     # ---- index upkeep ------------------------------------------------------------------
@@ -234,18 +236,18 @@ class Store:
             f"number or an id prefix; `bactrian snapshot list {self.workspace}` shows them."
         )
 
+    @property
+    def reader(self) -> ObjectReader:
+        """The store's object reader (one ``git cat-file --batch`` process, started on first
+        use, with caches of trees and blobs); stopped by :meth:`close`."""
+        if self._reader is None:
+            self._reader = ObjectReader(self.git_dir)
+        return self._reader
+
     def _entries(self, snap: Snapshot) -> dict[str, tuple[str, str]]:
-        """path → (mode, blob id) of every file in the snapshot (gitlinks left out)."""
-        out = self.git.run("ls-tree", "-r", "-z", "--full-tree", snap.tree_id).stdout
-        entries: dict[str, tuple[str, str]] = {}
-        for rec in out.split(b"\0"):
-            if not rec:
-                continue
-            meta, _, path = rec.partition(b"\t")
-            mode, kind, oid = meta.decode().split()
-            if kind == "blob":
-                entries[path.decode("utf-8", "surrogateescape")] = (mode, oid)
-        return entries
+        """path → (mode, blob id) of every file in the snapshot (gitlinks left out). Cached:
+        do not modify."""
+        return self.reader.entries(snap.tree_id)
 
     def file_list(self, snap: Snapshot) -> list[str]:
         return sorted(self._entries(snap))
@@ -255,14 +257,14 @@ class Store:
         A symlink reads as its target text."""
         entries = self._entries(snap)
         wanted = list(entries) if paths is None else [p for p in paths if p in entries]
-        blobs = self.git.cat_file_batch(sorted({entries[p][1] for p in wanted}))
+        blobs = self.reader.blobs(sorted({entries[p][1] for p in wanted}))
         return {p: blobs[entries[p][1]] for p in wanted}
 
     def materialize(self, snap: Snapshot, dest: Path) -> None:
         """Write the snapshot's tree into ``dest`` (created if needed; existing files with the
         same names are overwritten, others are left alone)."""
         entries = self._entries(snap)
-        blobs = self.git.cat_file_batch(sorted({oid for _, oid in entries.values()}))
+        blobs = self.git.cat_file_batch(sorted({oid for _, oid in entries.values()}))  # uncached
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         root = dest.resolve()
@@ -290,9 +292,9 @@ class Store:
         return self.git.out(*args)
 
     def changed_paths(self, a: Snapshot | None, b: Snapshot) -> list[str]:
-        base = a.tree_id if a else "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-        out = self.git.run("diff-tree", "-r", "-z", "--no-renames", "--name-only", base, b.tree_id)
-        return [p.decode("utf-8", "surrogateescape") for p in out.stdout.split(b"\0") if p]
+        """Files added, removed or changed (content or mode) from ``a`` (None: nothing) to
+        ``b``, sorted — computed in-process by walking both trees."""
+        return self.reader.changed(a.tree_id if a else None, b.tree_id)
 
     # ---- integrity and upkeep ----------------------------------------------------------
     def fsck(self) -> list[str]:
@@ -342,6 +344,8 @@ class Store:
         self.db.checkpoint()
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         self.db.close()
 
 
