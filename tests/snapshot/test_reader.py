@@ -73,7 +73,9 @@ def test_reader_agrees_with_git_on_random_trees(
     root = tmp_path_factory.mktemp("trees")
     git_dir = _repo(root)
     one = _consistent(one)
-    two = {}  # an edit of one: kept, content changed, mode toggled, deleted; plus new paths
+    two: dict[
+        str, tuple[bytes, bool]
+    ] = {}  # an edit of one: kept, content changed, mode toggled, deleted; plus new paths
     for path, (content, exe) in one.items():
         op = data.draw(st.sampled_from(["keep", "content", "mode", "delete"]))
         if op == "keep":
@@ -91,9 +93,9 @@ def test_reader_agrees_with_git_on_random_trees(
             listing = _git(git_dir, "ls-tree", "-r", "-z", tree).split(b"\0")
             want = {}
             for rec in filter(None, listing):
-                meta, _, path = rec.partition(b"\t")
+                meta, _, raw_path = rec.partition(b"\t")
                 mode, _, oid = meta.decode().split()
-                want[path.decode()] = (mode, oid)
+                want[raw_path.decode()] = (mode, oid)
             assert reader.entries(tree) == want
             assert set(want) == set(files)
         want_changed = _git(git_dir, "diff-tree", "-r", "-z", "--no-renames", "--name-only", a, b)
