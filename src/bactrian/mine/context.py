@@ -4,10 +4,12 @@ base tree only (no future leaks)."""
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Iterable
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def module_stem(path: str) -> str:
     """``src/ledger.mli`` → ``ledger``; ``test/test_ledger.ml`` → ``ledger``."""
     name = posixpath.basename(path)

@@ -3,11 +3,16 @@
 Context comes only from the base snapshot (the example's first snapshot): files named in the
 diagnostics, files the diff touches, and their siblings, as they were then — nothing later
 (no future leaks). Diffs are rendered from the two snapshots' file contents.
+
+Reads are batched: episodes are mined in chunks; for each chunk the trees of its snapshots are
+prefetched, then every file the chunk needs (diff sides and context), each in a few requests to
+the store's object reader — when the store offers ``prefetch_trees`` / ``prefetch_files``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,12 +48,22 @@ class TimelineStore(Protocol):
     def changed_paths(self, a: Any, b: Any) -> list[str]: ...
 
 
+CHUNK = 256  # episodes whose trees and files are read together
+
+
 class _StatePoint:
     __slots__ = ("state", "time")
 
     def __init__(self, snap: Any) -> None:
-        self.state = snap.build.state
+        state = getattr(snap, "state", None)  # a TimelineRow has it without decoding its build
+        self.state = state if state is not None else snap.build.state
         self.time = snap.time
+
+
+def load_timeline(store: TimelineStore) -> list[Any]:
+    """The store's snapshots, as lazily decoded rows when the store offers them."""
+    rows = getattr(store, "timeline_rows", None)
+    return list(rows() if rows is not None else store.timeline())
 
 
 def bounds_of(cfg: MineConfig) -> EpisodeBounds:
@@ -67,11 +82,25 @@ def timeline_episodes(
     return find_episodes(points, bounds_of(cfg), same_diff=same_diff, skipped=skipped)
 
 
-def _diff(store: TimelineStore, a: Any, b: Any) -> tuple[str, list[str]]:
-    paths = sorted(store.changed_paths(a, b))
-    old = store.read_files(a, paths)
-    new = store.read_files(b, paths)
-    return render(old, new), paths
+@dataclass
+class _Plan:
+    """What one episode reads: its snapshots, the files its diff touches, its context files."""
+
+    ep: Episode
+    base: Any
+    end: Any
+    touched: list[str]
+    diags: list[Any]
+    ctx_paths: list[str]
+
+
+def _plan(store: TimelineStore, snaps: Sequence[Any], ep: Episode, max_context_files: int) -> _Plan:
+    base, end = snaps[ep.base], snaps[ep.end]
+    touched = sorted(store.changed_paths(base, end))
+    diags = list(base.build.diagnostics) if ep.kind == "fix" else []
+    seeds = [_rel(store, d.file) for d in diags] + touched
+    ctx_paths = relevant_files(seeds, store.file_list(base), max_context_files)
+    return _Plan(ep, base, end, touched, diags, ctx_paths)
 
 
 def mine_store(
@@ -80,25 +109,35 @@ def mine_store(
     """Unfiltered examples of one workspace's timeline, and counts of episodes skipped by the
     duration bounds."""
     cfg = cfg or MineConfig()
-    snaps = list(store.timeline())
+    snaps = load_timeline(store)
     skipped: dict[str, int] = {}
+    episodes = timeline_episodes(store, snaps, cfg, skipped)
+    prefetch_trees = getattr(store, "prefetch_trees", None)
+    prefetch_files = getattr(store, "prefetch_files", None)
     out = []
-    for ep in timeline_episodes(store, snaps, cfg, skipped):
-        out.append(episode_example(store, snaps, ep, cfg.max_context_files))
+    for i in range(0, len(episodes), CHUNK):
+        chunk = episodes[i : i + CHUNK]
+        if prefetch_trees is not None:
+            prefetch_trees([snaps[e.base] for e in chunk] + [snaps[e.end] for e in chunk])
+        plans = [_plan(store, snaps, ep, cfg.max_context_files) for ep in chunk]
+        if prefetch_files is not None:
+            wanted = [(p.base, set(p.touched) | set(p.ctx_paths)) for p in plans]
+            prefetch_files(wanted + [(p.end, p.touched) for p in plans])
+        out += [_example(store, p) for p in plans]
     return out, skipped
 
 
 def episode_example(
     store: TimelineStore, snaps: Sequence[Any], ep: Episode, max_context_files: int = 12
 ) -> Example:
-    base, end = snaps[ep.base], snaps[ep.end]
-    touched = sorted(store.changed_paths(base, end))
-    diags = list(base.build.diagnostics) if ep.kind == "fix" else []
-    seeds = [_rel(store, d.file) for d in diags] + touched
-    ctx_paths = relevant_files(seeds, store.file_list(base), max_context_files)
-    old = store.read_files(base, sorted(set(touched) | set(ctx_paths)))
+    return _example(store, _plan(store, snaps, ep, max_context_files))
+
+
+def _example(store: TimelineStore, plan: _Plan) -> Example:
+    ep, base, end, touched, diags = plan.ep, plan.base, plan.end, plan.touched, plan.diags
+    old = store.read_files(base, sorted(set(touched) | set(plan.ctx_paths)))
     diff = render(old, store.read_files(end, touched), touched)
-    files = decode_files({p: old[p] for p in ctx_paths if p in old})
+    files = decode_files({p: old[p] for p in plan.ctx_paths if p in old})
     return Example(
         source=f"timeline:{store.workspace}",
         kind=ep.kind,

@@ -10,6 +10,7 @@ a few pipe round trips instead of about six ``git`` processes per episode.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 import weakref
@@ -58,18 +59,17 @@ class _LRU(Generic[K, V]):
             self.weight -= w
 
 
+_TREE_ENTRY = re.compile(rb"([0-7]+) ([^\0]*)\0(.{20})", re.DOTALL)
+
+
 def parse_tree(raw: bytes) -> TreeObject:
-    """A raw git tree object (``<mode> <name>\\0<20-byte id>``…) as name → (mode, hex id)."""
-    out: TreeObject = {}
-    pos, end = 0, len(raw)
-    while pos < end:
-        sp = raw.index(b" ", pos)
-        nul = raw.index(b"\0", sp)
-        mode = raw[pos:sp].decode("ascii")
-        name = raw[sp + 1 : nul].decode("utf-8", "surrogateescape")
-        out[name] = (mode, raw[nul + 1 : nul + 21].hex())
-        pos = nul + 21
-    return out
+    """A raw git tree object (``<mode> <name>\\0<20-byte id>``…) as name → (mode, hex id).
+    Each well-formed entry matches where the previous one ended (a mode is digits and a space),
+    so one regex pass reads them all."""
+    return {
+        name.decode("utf-8", "surrogateescape"): (mode.decode("ascii"), oid.hex())
+        for mode, name, oid in _TREE_ENTRY.findall(raw)
+    }
 
 
 def _close_process(proc: subprocess.Popen[bytes]) -> None:
@@ -229,6 +229,44 @@ class ObjectReader:
             tree = parse_tree(data)
             self._trees.put(oid, tree)
             out[oid] = tree
+        return out
+
+    def prefetch_trees(self, tree_ids: Iterable[str]) -> None:
+        """Read ``tree_ids`` and all their subtrees into the cache, one request per depth."""
+        level = set(tree_ids)
+        while level:
+            parsed = self.trees(level)
+            level = {
+                child
+                for tree in parsed.values()
+                for mode, child in tree.values()
+                if mode == TREE_MODE and self._trees.get(child) is None
+            }
+
+    def _tree(self, oid: str) -> TreeObject:
+        hit = self._trees.get(oid)
+        return hit if hit is not None else self.trees([oid])[oid]
+
+    def lookup(self, tree_id: str, paths: Iterable[str]) -> Entries:
+        """path → (mode, blob id) for those of ``paths`` that are files under ``tree_id``,
+        walking only the subtrees on their way (no full listing)."""
+        listing = self._listings.get(tree_id)
+        if listing is not None:
+            return {p: listing[p] for p in paths if p in listing}
+        out: Entries = {}
+        root = self._tree(tree_id)
+        for path in paths:
+            *dirs, name = path.split("/")
+            tree = root
+            for d in dirs:
+                entry = tree.get(d)
+                if entry is None or entry[0] != TREE_MODE:
+                    break
+                tree = self._tree(entry[1])
+            else:
+                entry = tree.get(name)
+                if entry is not None and entry[0] not in (TREE_MODE, GITLINK_MODE):
+                    out[path] = entry
         return out
 
     def entries(self, tree_id: str) -> Entries:

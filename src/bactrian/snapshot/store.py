@@ -32,7 +32,7 @@ from bactrian.snapshot.config import SnapshotConfig, load_config
 from bactrian.snapshot.gitrepo import TIMELINE_REF, GitRepo, init_repo, update_ref
 from bactrian.snapshot.index import SnapshotIndex
 from bactrian.snapshot.reader import ObjectReader
-from bactrian.types import BuildResult
+from bactrian.types import BuildResult, BuildState
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,56 @@ class Snapshot:
     def headline(self) -> str:
         """First diagnostic's headline, or '' when there is none."""
         return self.build.diagnostics[0].headline() if self.build.diagnostics else ""
+
+
+_STATES = {s.value: s for s in BuildState}
+
+
+class TimelineRow:
+    """One snapshot of the timeline as the index has it, its build record decoded on first use
+    (mining reads every row's state but only a few rows' diagnostics). Usable wherever the read
+    methods take a snapshot; :meth:`snapshot` gives the full :class:`Snapshot`."""
+
+    __slots__ = (
+        "seq",
+        "id",
+        "workspace",
+        "time",
+        "tree_id",
+        "parent",
+        "state",
+        "changed_files",
+        "_raw",
+        "_build",
+    )
+
+    def __init__(self, row: tuple[Any, ...], workspace: str) -> None:
+        self.seq, self.id, self.time, self.tree_id, self.parent, state = row[:6]
+        self.state = _STATES.get(state) or BuildState(state)
+        self.changed_files, self._raw = row[7], row[8]
+        self.workspace = workspace
+        self._build: BuildResult | None = None
+
+    @property
+    def build(self) -> BuildResult:
+        if self._build is None:
+            self._build = BuildResult.from_dict(json.loads(self._raw))
+        return self._build
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            self.seq,
+            self.id,
+            self.workspace,
+            self.time,
+            self.tree_id,
+            self.parent,
+            self.build,
+            self.changed_files,
+        )
+
+
+AnySnapshot = Snapshot | TimelineRow
 
 
 def workspace_key(workspace: Path) -> str:
@@ -206,6 +256,11 @@ class Store:
     def timeline(self) -> list[Snapshot]:
         return [self._snap(r) for r in self.db.rows()]
 
+    def timeline_rows(self) -> list[TimelineRow]:
+        """The timeline with build records decoded lazily (the miner's fast path)."""
+        ws = str(self.workspace)
+        return [TimelineRow(r, ws) for r in self.db.rows()]
+
     def last(self) -> Snapshot | None:
         row = self.db.last()
         return self._snap(row) if row else None
@@ -244,23 +299,25 @@ class Store:
             self._reader = ObjectReader(self.git_dir)
         return self._reader
 
-    def _entries(self, snap: Snapshot) -> dict[str, tuple[str, str]]:
+    def _entries(self, snap: AnySnapshot) -> dict[str, tuple[str, str]]:
         """path → (mode, blob id) of every file in the snapshot (gitlinks left out). Cached:
         do not modify."""
         return self.reader.entries(snap.tree_id)
 
-    def file_list(self, snap: Snapshot) -> list[str]:
+    def file_list(self, snap: AnySnapshot) -> list[str]:
         return sorted(self._entries(snap))
 
-    def read_files(self, snap: Snapshot, paths: Iterable[str] | None = None) -> dict[str, bytes]:
+    def read_files(self, snap: AnySnapshot, paths: Iterable[str] | None = None) -> dict[str, bytes]:
         """Contents of ``paths`` (default: all files) in ``snap``; paths it lacks are left out.
         A symlink reads as its target text."""
-        entries = self._entries(snap)
-        wanted = list(entries) if paths is None else [p for p in paths if p in entries]
-        blobs = self.reader.blobs(sorted({entries[p][1] for p in wanted}))
-        return {p: blobs[entries[p][1]] for p in wanted}
+        if paths is None:
+            entries = self._entries(snap)
+        else:
+            entries = self.reader.lookup(snap.tree_id, dict.fromkeys(paths))
+        blobs = self.reader.blobs(sorted({oid for _, oid in entries.values()}))
+        return {p: blobs[oid] for p, (_, oid) in entries.items()}
 
-    def materialize(self, snap: Snapshot, dest: Path) -> None:
+    def materialize(self, snap: AnySnapshot, dest: Path) -> None:
         """Write the snapshot's tree into ``dest`` (created if needed; existing files with the
         same names are overwritten, others are left alone)."""
         entries = self._entries(snap)
@@ -282,7 +339,7 @@ class Store:
                 if mode == "100755":
                     target.chmod(0o755)
 
-    def diff(self, a: Snapshot, b: Snapshot, paths: Iterable[str] | None = None) -> str:
+    def diff(self, a: AnySnapshot, b: AnySnapshot, paths: Iterable[str] | None = None) -> str:
         """git-style unified diff from ``a`` to ``b`` (``git apply``-able), optionally limited to
         ``paths``."""
         args = ["diff", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames"]
@@ -291,10 +348,23 @@ class Store:
             args += ["--", *[":(literal)" + p for p in paths]]
         return self.git.out(*args)
 
-    def changed_paths(self, a: Snapshot | None, b: Snapshot) -> list[str]:
+    def changed_paths(self, a: AnySnapshot | None, b: AnySnapshot) -> list[str]:
         """Files added, removed or changed (content or mode) from ``a`` (None: nothing) to
         ``b``, sorted — computed in-process by walking both trees."""
         return self.reader.changed(a.tree_id if a else None, b.tree_id)
+
+    def prefetch_trees(self, snaps: Iterable[AnySnapshot]) -> None:
+        """Read the trees of ``snaps`` (all levels) in a few batched requests, so that
+        ``file_list``, ``read_files`` and ``changed_paths`` on them need no round trip."""
+        self.reader.prefetch_trees({s.tree_id for s in snaps})
+
+    def prefetch_files(self, wanted: Iterable[tuple[AnySnapshot, Iterable[str]]]) -> None:
+        """Read the contents of every (snapshot, paths) pair in one batched request (cached, up
+        to the reader's blob cache size); paths a snapshot lacks are ignored."""
+        oids: set[str] = set()
+        for snap, paths in wanted:
+            oids.update(oid for _, oid in self.reader.lookup(snap.tree_id, paths).values())
+        self.reader.blobs(sorted(oids))
 
     # ---- integrity and upkeep ----------------------------------------------------------
     def fsck(self) -> list[str]:
