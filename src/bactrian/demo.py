@@ -23,7 +23,10 @@ from typing import Any
 
 import click
 
+from bactrian.errors import WorkspaceError
+
 Echo = Callable[[str], None]
+MARKER = ".bactrian-demo"
 
 
 @dataclass
@@ -43,27 +46,52 @@ class DemoReport:
 def run_demo(out: Path, *, speed: float = 60.0, echo: Echo = print) -> DemoReport:
     """Run the whole demo into ``out`` (wiped first) and return what it measured."""
     out = out.resolve()
-    if out.exists():
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():
+            raise WorkspaceError(
+                f"{out} exists and is not an earlier demo output; the demo wipes its output "
+                "directory, so give it a new or empty one with --out."
+            )
         shutil.rmtree(out)
-    out.mkdir(parents=True)
-    os.environ["BACTRIAN_DATA_DIR"] = str(out / "data")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by `bactrian demo`; wiped by the next run\n")
+    saved = os.environ.get("BACTRIAN_DATA_DIR")
+    os.environ["BACTRIAN_DATA_DIR"] = str(out / "data")  # the demo's own store and CES dirs
+    try:
+        return _run(out, speed, echo)
+    finally:
+        if saved is None:
+            os.environ.pop("BACTRIAN_DATA_DIR", None)
+        else:
+            os.environ["BACTRIAN_DATA_DIR"] = saved
+
+
+def _run(out: Path, speed: float, echo: Echo) -> DemoReport:
     report = DemoReport()
 
-    from bactrian.sample import replay
+    from bactrian.sample import SESSION, replay
+    from bactrian.snapshot import open_store
 
     workspace = out / "workspace"
     echo(f"== 1. Replaying the sample session into {workspace} (real dune, clock x{speed:g})")
     t0 = time.monotonic()
-    snaps = replay(workspace, speed=speed, progress=lambda line: echo(f"   {line}"))
+    snaps = replay(workspace, speed=speed)
     report.timings["replay_s"] = time.monotonic() - t0
     report.snapshots = len(snaps)
+    echo(f"   {len(snaps)} snapshots recorded in {report.timings['replay_s']:.0f} s")
 
-    echo("\n== 2. The recorded timeline")
-    for snap in snaps:
+    echo("\n== 2. The timeline as the snapshot store holds it (`bactrian snapshot list`)")
+    store = open_store(workspace)
+    try:
+        timeline = store.timeline()
+    finally:
+        store.close()
+    titles = {i + 1: step.title for i, step in enumerate(SESSION.steps)}
+    for snap in timeline:
         first = snap.build.diagnostics[0].headline() if snap.build.diagnostics else ""
-        echo(
-            f"   #{snap.seq:<3} {snap.build.state.value:<7} {snap.changed_files:>2} files  {first}"
-        )
+        title = titles.get(snap.seq, "")
+        title = title if len(title) <= 40 else title[:39] + "…"
+        echo(f"   #{snap.seq:<3} {snap.build.state.value:<6} {title:<40}  {first}")
 
     echo("\n== 3. Mining the timeline")
     t0 = time.monotonic()
@@ -128,7 +156,7 @@ def _judge_gold(examples: list[Any], bases_dir: Path, echo: Echo) -> tuple[int, 
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo-out"),
     show_default=True,
-    help="Directory for everything the demo writes (wiped first).",
+    help="Directory for everything the demo writes (an earlier demo output there is wiped).",
 )
 @click.option("--speed", type=float, default=60.0, show_default=True, help="Replay clock factor.")
 def demo(out: Path, speed: float) -> None:
