@@ -1,10 +1,11 @@
-"""Fast read access to a store's git objects: one long-lived ``git cat-file --batch`` process,
-trees parsed in-process, tree-to-tree changes computed by walking both trees (identical subtree
+"""Fast read access to a store's git objects: loose objects read directly (zlib), packed ones
+through one long-lived ``git cat-file --batch`` process, trees parsed in-process, tree-to-tree changes computed by walking both trees (identical subtree
 ids are skipped without reading them), and bounded caches of parsed trees, flattened listings and
 blob contents.
 
-Mining reads two trees and a handful of blobs per episode; doing that through this reader costs
-a few pipe round trips instead of about six ``git`` processes per episode.
+Mining reads two trees and a handful of blobs per episode; through this reader (with batched
+prefetches) that costs a few pipe round trips per few hundred episodes instead of about six
+``git`` processes per episode.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import subprocess
 import threading
 import weakref
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -101,6 +103,7 @@ class ObjectReader:
         listing_cache: int = 64,
     ) -> None:
         self.git_dir = Path(git_dir)
+        self._objects = str(self.git_dir / "objects")
         self._lock = threading.RLock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize | None = None
@@ -167,10 +170,31 @@ class ObjectReader:
             out[oid] = (header[1], data[:size])
         return out
 
+    def _loose(self, oid: str) -> tuple[str, bytes] | None:
+        """A loose object read directly (``objects/xx/yyyy``, zlib of ``<type> <size>\\0``
+        + content) — several times cheaper than a round trip through git. None when the object
+        is not loose (packed) or does not read cleanly: git then answers."""
+        try:
+            with open(os.path.join(self._objects, oid[:2], oid[2:]), "rb") as fh:
+                raw = zlib.decompress(fh.read())
+            nul = raw.index(b"\0")
+            kind, size = raw[:nul].split(b" ")
+        except (OSError, zlib.error, ValueError):
+            return None
+        if not size.isdigit() or int(size) != len(raw) - nul - 1:
+            return None
+        return kind.decode("ascii", "replace"), raw[nul + 1 :]
+
     def objects(self, oids: Iterable[str]) -> dict[str, tuple[str, bytes]]:
         """(type, content) of each object; a missing object is a damaged store."""
-        wanted = list(dict.fromkeys(oids))
         got: dict[str, tuple[str, bytes] | None] = {}
+        wanted = []
+        for oid in dict.fromkeys(oids):
+            hit = self._loose(oid) if len(oid) == 40 else None
+            if hit is None:
+                wanted.append(oid)
+            else:
+                got[oid] = hit
         with self._lock:
             for i in range(0, len(wanted), self.CHUNK):
                 chunk = wanted[i : i + self.CHUNK]
@@ -184,7 +208,7 @@ class ObjectReader:
                 self.close()
                 got.update(self._request(missing))
         out: dict[str, tuple[str, bytes]] = {}
-        for oid in wanted:
+        for oid in got.keys() | wanted:
             hit = got.get(oid)
             if hit is None:
                 raise StoreError(
