@@ -163,6 +163,26 @@ def build_store(root: Path, snapshots: int, every: int) -> tuple[Path, Path, int
     return ws, index, len(root_ids) + 1
 
 
+processes: list[str] = []
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if event == "subprocess.Popen":
+        processes.append(str(args[1]))
+
+
+def pack_everything(git_dir: Path) -> None:
+    """Pack every object (the synthetic trees are reachable from no commit, so `git repack`
+    would leave them loose) and drop the loose copies: the state `Store.maintain` keeps."""
+    objs = _plumb(git_dir, ["cat-file", "--batch-all-objects", "--batch-check=%(objectname)"], "")
+    _plumb(
+        git_dir,
+        ["pack-objects", "-q", str(git_dir / "objects" / "pack" / "pack")],
+        "\n".join(objs) + "\n",
+    )
+    _plumb(git_dir, ["prune-packed"], "")
+
+
 def best(fn, rounds: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
     times, result = [], None
     for _ in range(rounds):
@@ -180,10 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from bactrian.snapshot import open_store
 
+    sys.addaudithook(_audit)
+
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["BACTRIAN_DATA_DIR"] = str(Path(tmp) / "data")
         ws, index, n_trees = build_store(Path(tmp), args.snapshots, args.valley_every)
         round_trips: list[int] = []
+        spawned: list[int] = []
 
         def scan() -> int:
             db = sqlite3.connect(str(index))
@@ -201,17 +224,23 @@ def main(argv: list[str] | None = None) -> int:
 
         def mine() -> int:
             store = open_store(ws)  # a fresh store each round: the reader's caches start cold
+            before = len(processes)
             try:
                 return len(mine_store(store, MineConfig())[0])
             finally:
                 round_trips.append(store.reader.requests)
+                spawned.append(len(processes) - before)
                 store.close()
 
         t_scan, n_rows = best(scan, args.rounds)
         t_ep, n_ep = best(episodes, args.rounds)
+        t_loose, n_loose = best(mine, args.rounds)
+        pack_everything(index.parent / "repo.git")
+        round_trips.clear()
+        spawned.clear()
         t_mine, n_mined = best(mine, args.rounds)
-    assert n_rows == args.snapshots and n_ep == n_mined, (n_rows, n_ep, n_mined)
-    r_ep, r_mine = t_ep / t_scan, t_mine / t_scan
+    assert n_rows == args.snapshots and n_ep == n_mined == n_loose, (n_rows, n_ep, n_mined)
+    r_ep, r_mine, r_loose = t_ep / t_scan, t_mine / t_scan, t_loose / t_scan
     verdict = "met" if r_mine <= 10 else "NOT met"
     section = (
         "## Mining\n\n"
@@ -221,17 +250,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.snapshots:,} rows, a red valley (green → red → red → green) every "
         f"{args.valley_every} snapshots ({n_ep} episodes). Each valley edits one module on top "
         f"of the previous ones, so the episodes' trees are {n_trees} distinct real git trees "
-        "(written with `git mktree`): nothing is shared between valleys but unchanged blobs.\n\n"
-        "| pass | best of "
-        f"{args.rounds} | ratio to scan |\n|---|---|---|\n"
+        "(written with `git mktree`): nothing is shared between valleys but unchanged blobs. "
+        "Every mining round opens the store afresh (cold caches).\n\n"
+        f"| pass | best of {args.rounds} | ratio to scan |\n|---|---|---|\n"
         f"| plain SQLite scan of the index | {t_scan * 1000:.1f} ms | 1.0× |\n"
-        f"| **full mining** (`mine_store`: episodes + each one's diff and context) | "
-        f"{t_mine * 1000:.1f} ms | **{r_mine:.1f}×** ({n_mined / t_mine:.0f} episodes/s) |\n"
+        f"| **full mining** (`mine_store`: episodes + each one's diff and context), objects "
+        f"packed | {t_mine * 1000:.1f} ms | **{r_mine:.1f}×** "
+        f"({n_mined / t_mine:.0f} episodes/s) |\n"
+        f"| full mining, every object loose (never repacked) | {t_loose * 1000:.1f} ms | "
+        f"{r_loose:.1f}× |\n"
         f"| timeline pass only (`load_timeline` + episode detection) | {t_ep * 1000:.1f} ms | "
         f"{r_ep:.1f}× |\n\n"
-        f"Goal (full mining within 10× of the scan): {verdict}. Object reads go through one "
-        f"`git cat-file --batch` process per store: {min(round_trips)} round trips for "
-        f"{n_mined} episodes, no other git process.\n"
+        f"Goal (full mining within 10× of the scan): {verdict}. Packed is the normal state of a "
+        "long timeline (the snapshotter repacks every `repack_every` = 50 snapshots). Reads: "
+        "loose objects directly, packed ones through one `git cat-file --batch` process per "
+        f"store — {min(round_trips)} round trips and {min(spawned)} git process(es) for "
+        f"{n_mined} episodes (before: ~6 git processes per episode).\n"
     )
     print(section)
     return 0
