@@ -78,7 +78,9 @@ def timeline_episodes(
         # the same tree: no need to read anything
         return bool(snaps[before].tree_id == snaps[last_red].tree_id)
 
-    points = [_StatePoint(s) for s in snaps]
+    # a TimelineRow already has ``state`` and ``time`` (its build is decoded only when read)
+    fast = all(getattr(s, "state", None) is not None for s in snaps)
+    points = snaps if fast else [_StatePoint(s) for s in snaps]
     return find_episodes(points, bounds_of(cfg), same_diff=same_diff, skipped=skipped)
 
 

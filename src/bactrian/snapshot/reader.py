@@ -26,6 +26,7 @@ from bactrian.errors import StoreError
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 TREE_MODE = "40000"
 GITLINK_MODE = "160000"
+_NOT_FILES = (TREE_MODE, GITLINK_MODE)
 
 # path → (mode, blob id); modes as git writes them in trees ("100644", "100755", "120000")
 Entries = dict[str, tuple[str, str]]
@@ -289,7 +290,7 @@ class ObjectReader:
                 tree = self._tree(entry[1])
             else:
                 entry = tree.get(name)
-                if entry is not None and entry[0] not in (TREE_MODE, GITLINK_MODE):
+                if entry is not None and entry[0] not in _NOT_FILES:
                     out[path] = entry
         return out
 
@@ -305,11 +306,9 @@ class ObjectReader:
             parsed = self.trees(oid for _, oid in level)
             nxt = []
             for prefix, oid in level:
-                for name, (mode, child) in parsed[oid].items():
-                    if mode == TREE_MODE:
-                        nxt.append((prefix + name + "/", child))
-                    elif mode != GITLINK_MODE:
-                        out[prefix + name] = (mode, child)
+                tree = parsed[oid]
+                out.update({prefix + n: e for n, e in tree.items() if e[0] not in _NOT_FILES})
+                nxt += [(prefix + n + "/", e[1]) for n, e in tree.items() if e[0] == TREE_MODE]
             level = nxt
         self._listings.put(tree_id, out)
         return out
@@ -327,10 +326,8 @@ class ObjectReader:
                 if x == y:
                     continue
                 ta, tb = parsed[x], parsed[y]
-                for name in ta.keys() | tb.keys():
+                for name in {n for n, _ in ta.items() ^ tb.items()}:
                     ea, eb = ta.get(name), tb.get(name)
-                    if ea == eb:
-                        continue
                     path = prefix + name
                     a_tree = ea is not None and ea[0] == TREE_MODE
                     b_tree = eb is not None and eb[0] == TREE_MODE
