@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -198,35 +199,66 @@ def init_repo(git_dir: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+_tmp_counter = itertools.count()
+
+
+def write_object(git_dir: Path, kind: str, body: bytes, *, level: int = 1) -> str:
+    """Write one loose object as git does (zlib, a read-only temp file renamed into place) and
+    return its id; an object already there (loose) is left alone. ``level`` 1 is git's
+    ``core.looseCompression`` default; packing recompresses anyway."""
+    data = b"%s %d\0" % (kind.encode(), len(body)) + body
+    oid = hashlib.sha1(data).hexdigest()
+    obj_dir = os.path.join(git_dir, "objects", oid[:2])
+    final = os.path.join(obj_dir, oid[2:])
+    if os.path.exists(final):
+        return oid
+    tmp = os.path.join(obj_dir, f"tmp_obj_{os.getpid()}_{next(_tmp_counter)}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        try:
+            fd = os.open(tmp, flags, 0o444)
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(obj_dir)
+            fd = os.open(tmp, flags, 0o444)
+        try:
+            view = memoryview(zlib.compress(data, level))
+            while view:  # a short write (file size limit, full disk) raises on the next call
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)  # same id, same content: replacing a racing copy is harmless
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StoreError(
+            f"Cannot write a {kind} object into store {git_dir}: {exc}.{_hint(str(exc))}"
+        ) from exc
+    return oid
+
+
+def read_loose(git_dir: Path, oid: str) -> tuple[str, bytes] | None:
+    """(type, body) of a loose object, checked against its id; None if not loose (packed,
+    missing, damaged)."""
+    try:
+        with open(os.path.join(git_dir, "objects", oid[:2], oid[2:]), "rb") as fh:
+            data = zlib.decompress(fh.read())
+    except (OSError, zlib.error):
+        return None
+    if hashlib.sha1(data).hexdigest() != oid:
+        return None
+    header, _, body = data.partition(b"\0")
+    kind, _, size = header.partition(b" ")
+    return (kind.decode(), body) if size == b"%d" % len(body) else None
+
+
 def write_commit(git_dir: Path, tree: str, parent: str | None, when: int, message: str) -> str:
     """Write a commit object as git would (loose, zlib, temp file then link into place) and
     return its id. Saves a ``git commit-tree`` process per snapshot."""
     ident = f"bactrian <bactrian@localhost> {when} +0000"
     body = f"tree {tree}\n" + (f"parent {parent}\n" if parent else "")
     body += f"author {ident}\ncommitter {ident}\n\n{message}"
-    raw = body.encode()
-    data = b"commit %d\0" % len(raw) + raw
-    oid = hashlib.sha1(data).hexdigest()
-    obj_dir = git_dir / "objects" / oid[:2]
-    final = obj_dir / oid[2:]
-    if final.exists():
-        return oid
-    try:
-        obj_dir.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="tmp_obj_", dir=git_dir / "objects")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(zlib.compress(data))
-            os.chmod(tmp, 0o444)
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, final)
-        finally:
-            os.unlink(tmp)
-    except OSError as exc:
-        raise StoreError(
-            f"Cannot write a commit into store {git_dir}: {exc}.{_hint(str(exc))}"
-        ) from exc
-    return oid
+    return write_object(git_dir, "commit", body.encode(), level=zlib.Z_DEFAULT_COMPRESSION)
 
 
 def update_ref(git_dir: Path, new: str, old: str | None, ref: str = TIMELINE_REF) -> None:

@@ -28,11 +28,14 @@ from bactrian.snapshot.gitrepo import (
     EMPTY_TREE,
     STORE_ATTRIBUTES,
     TIMELINE_REF,
+    ZERO_OID,
     update_ref,
     write_commit,
+    write_object,
 )
 from bactrian.snapshot.rules import build_rules, check_file
 from bactrian.snapshot.store import Snapshot, Store, _commit_message, _open, resolve_workspace
+from bactrian.snapshot.trees import Change, TreeCache, TreeFallback, build_tree
 from bactrian.types import BuildResult, BuildState
 
 if TYPE_CHECKING:
@@ -42,6 +45,13 @@ log = logging.getLogger(__name__)
 
 STALE_LOCK_S = 1.0
 MAINTAIN_OBJECTS = 2000
+# In-process path: at most this many changed paths (more, e.g. the first snapshot: git's
+# update-index and write-tree, faster in bulk)
+FAST_MAX_PATHS = 500
+# After this many directories written in-process, ``git write-tree`` runs once more: it
+# re-validates the index's cache-tree (which keeps ``git status`` from walking the whole last
+# tree) and checks that git computes the same tree
+CHECK_EVERY_DIRS = 100
 
 
 class NullProbe:
@@ -178,17 +188,70 @@ def _status(store: Store) -> list[_Entry]:
     return entries
 
 
-def _blob_id(path: bytes, st: os.stat_result) -> str | None:
-    """The git blob id of a file (or symlink) as it is now; None if it cannot be read."""
+def _read(path: bytes, st: os.stat_result) -> bytes | None:
+    """The content git records for a file (a symlink: its target); None if unreadable."""
     try:
         if stat.S_ISLNK(st.st_mode):
-            data = os.readlink(path)
-        else:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            return os.readlink(path)
+        with open(path, "rb") as fh:
+            return fh.read()
     except OSError:
         return None
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _blob_id(path: bytes, st: os.stat_result) -> str | None:
+    """The git blob id of a file (or symlink) as it is now; None if it cannot be read."""
+    data = _read(path, st)
+    return None if data is None else hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _mode(st: os.stat_result) -> bytes:
+    """The tree mode git gives a file (``core.filemode`` is on in the store)."""
+    if stat.S_ISLNK(st.st_mode):
+        return b"120000"
+    return b"100755" if st.st_mode & 0o100 else b"100644"
+
+
+@dataclass
+class _Staged:
+    dirty: bool  # the index may now differ from the last snapshot
+    staged: int  # files staged
+    changed: int | None  # files whose content changed vs the last snapshot; None if unknown
+    changes: dict[bytes, Change] | None  # the exact changes vs the last snapshot's tree when
+    # the index was updated in-process (blobs written here, ``update-index --index-info``)
+
+
+def _stage_in_process(
+    store: Store,
+    wsb: bytes,
+    add: list[tuple[bytes, bool, str | None, os.stat_result]],
+    remove: list[bytes],
+) -> tuple[dict[bytes, Change], int]:
+    """Write the blobs of ``add`` (path, tracked, blob id in the last snapshot, lstat) here and
+    update the index with their ids in one ``git update-index --index-info``. The index
+    entries carry no stat data, so the next ``git status`` compares their content once (and
+    stores the stat data). Returns (the changes, files whose content changed)."""
+    changes: dict[bytes, Change] = dict.fromkeys(remove)
+    changed = len(remove)
+    lines = [b"0 %s\t%s\0" % (ZERO_OID.encode(), p) for p in remove]
+    for path, tracked, old_oid, st in add:
+        data = _read(os.path.join(wsb, path), st)
+        if data is None:  # vanished or unreadable since the check: as if deleted
+            if tracked:
+                changes[path] = None
+                changed += 1
+                lines.append(b"0 %s\t%s\0" % (ZERO_OID.encode(), path))
+            continue
+        oid = write_object(store.git_dir, "blob", data)
+        mode = _mode(st)
+        changes[path] = (mode, bytes.fromhex(oid))
+        lines.append(b"%s %s\t%s\0" % (mode, oid.encode(), path))
+        if not tracked or oid != old_oid:
+            changed += 1
+    store.work_git.run(
+        "update-index", "--add", "--replace", "-z", "--index-info", input=b"".join(lines)
+    )
+    return changes, changed
 
 
 def _update_index(store: Store, paths: list[bytes], flags: list[str]) -> None:
@@ -212,10 +275,9 @@ def _update_index(store: Store, paths: list[bytes], flags: list[str]) -> None:
             )
 
 
-def _stage(store: Store) -> tuple[bool, int, int | None]:
-    """Bring the store's index up to date with the workspace. Returns (whether the index may
-    now differ from the last snapshot, files staged, files whose content changed vs the last
-    snapshot — None if unknown)."""
+def _stage(store: Store, in_process: bool) -> _Staged:
+    """Bring the store's index up to date with the workspace. ``in_process``: the last
+    snapshot exists, so a small change may take the in-process path (:class:`_Staged`)."""
     ws = store.workspace
     wsb = os.fsencode(ws)
     rules = build_rules(ws, store.config)
@@ -223,16 +285,14 @@ def _stage(store: Store) -> tuple[bool, int, int | None]:
     _write_if_changed(store.git_dir / "info" / "attributes", STORE_ATTRIBUTES)
     entries = _status(store)
     skips = _SkipCache(store.root / "skipped.json", f"max_file_bytes={store.config.max_file_bytes}")
-    add: list[bytes] = []
+    add: list[tuple[bytes, bool, str | None, os.stat_result]] = []
     remove: list[bytes] = []
     force_remove: list[bytes] = []
-    changed: int | None = 0
     index_ahead = False
     for e in entries:
         path, tracked = e.path, e.y != "?"
         if e.x != ".":
-            changed = None  # the index is ahead of the last snapshot (an interrupted one)
-            index_ahead = True
+            index_ahead = True  # the index is ahead of the last snapshot (an interrupted one)
         if e.y == ".":
             continue
         if os.path.basename(path) in (b".gitignore", b".hgignore"):
@@ -256,34 +316,37 @@ def _stage(store: Store) -> tuple[bool, int, int | None]:
             if tracked:
                 remove.append(path)
             continue
-        if reason is not None:
+        if reason is not None or st is None:
             log.warning(
                 "%s: skipped %s: %s", ws, key.encode("utf-8", "backslashreplace").decode(), reason
             )
-            skips.add(key, st, reason)
+            skips.add(key, st, reason or "cannot stat")
             if tracked:
                 force_remove.append(path)
             continue
         skips.items.pop(key, None)
-        add.append(path)
-        if changed is not None and (
-            not tracked or st is None or _blob_id(os.path.join(wsb, path), st) != e.index_oid
-        ):
-            changed += 1
+        add.append((path, tracked, e.index_oid, st))
+    ignored: list[bytes] = []
     if rules_changed:
         out = store.work_git.run("ls-files", "-z", "-c", "-i", "--exclude-standard").stdout
         ignored = [p for p in out.split(b"\0") if p]
-        if ignored:
-            force_remove += ignored
-            changed = None
-    _update_index(store, remove + add, ["--add", "--remove", "--replace"])
-    _update_index(store, force_remove, ["--force-remove"])
-    skips.save()
-    if changed is not None:
-        changed += len(remove) + len(force_remove)
     # only skipped files (say an untracked binary) in the status output: no write-tree needed
-    dirty = bool(add or remove or force_remove) or index_ahead
-    return dirty, len(add), changed
+    dirty = bool(add or remove or force_remove or ignored) or index_ahead
+    n_paths = len(add) + len(remove) + len(force_remove)
+    if in_process and dirty and not index_ahead and not ignored and n_paths <= FAST_MAX_PATHS:
+        changes, n_changed = _stage_in_process(store, wsb, add, remove + force_remove)
+        skips.save()
+        return _Staged(True, len(add), n_changed, changes)
+    changed: int | None = None
+    if not (index_ahead or ignored):
+        changed = len(remove) + len(force_remove)
+        for path, tracked, old_oid, fst in add:
+            if not tracked or _blob_id(os.path.join(wsb, path), fst) != old_oid:
+                changed += 1
+    _update_index(store, remove + [a[0] for a in add], ["--add", "--remove", "--replace"])
+    _update_index(store, force_remove + ignored, ["--force-remove"])
+    skips.save()
+    return _Staged(dirty, len(add), changed, None)
 
 
 def _run_probe(probe: BuildProbe, workspace: Path, tree_id: str) -> BuildResult:
@@ -305,11 +368,27 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
         store.reconcile()
         _clear_stale_locks(store)
         last = store.last()
-        dirty, staged, changed = _stage(store)
-        if last is not None and not dirty:
+        st = _stage(store, in_process=last is not None)
+        changed = st.changed
+        if last is not None and not st.dirty:
             return last
-        tree = store.work_git.out("write-tree").strip()
-        if last is not None and tree == last.tree_id:
+        dirs = int(store.db.get_meta("dirs_since_write_tree", "0") or 0)
+        tree = _tree_in_process(store, last.tree_id, st.changes) if last and st.changes else None
+        if tree is not None:
+            dirs += tree[1]
+        if tree is None or dirs >= CHECK_EVERY_DIRS:
+            git_tree = store.work_git.out("write-tree").strip()
+            if tree is not None and tree[0] != git_tree:
+                log.error(
+                    "%s: the in-process tree %s differs from git write-tree %s; using git's",
+                    store.workspace,
+                    tree[0],
+                    git_tree,
+                )
+                TreeCache(store.root / "trees", store.git_dir).clear()
+            tree, dirs = (git_tree, 0), 0
+        tree_id = tree[0]
+        if last is not None and tree_id == last.tree_id:
             return last
         if changed is None or last is None:
             diff = store.git.run(
@@ -319,12 +398,12 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
                 "--no-renames",
                 "--name-only",
                 last.tree_id if last else EMPTY_TREE,
-                tree,
+                tree_id,
             ).stdout
             changed = sum(1 for p in diff.split(b"\0") if p)
         if probe is None:
             probe = resolve_probe(store.workspace, store.config)
-        build = _run_probe(probe, store.workspace, tree)
+        build = _run_probe(probe, store.workspace, tree_id)
         when = time.time() if now is None else float(now)
         seq = last.seq + 1 if last else 1
         rec = {
@@ -335,17 +414,19 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
             "build": build.to_dict(),
         }
         parent = last.id if last else None
-        commit = write_commit(store.git_dir, tree, parent, int(when), _commit_message(rec))
+        commit = write_commit(store.git_dir, tree_id, parent, int(when), _commit_message(rec))
         update_ref(store.git_dir, commit, parent)
-        rec.update(id=commit, tree_id=tree, parent=last.id if last else None)
+        rec.update(id=commit, tree_id=tree_id, parent=last.id if last else None)
         snaps = int(store.db.get_meta("snapshots_since_pack", "0") or 0) + 1
-        objects = int(store.db.get_meta("objects_since_pack", "0") or 0) + staged
-        store.db.insert(
-            rec, {"snapshots_since_pack": str(snaps), "objects_since_pack": str(objects)}
-        )
+        objects = int(store.db.get_meta("objects_since_pack", "0") or 0) + st.staged
+        meta = {"snapshots_since_pack": str(snaps), "objects_since_pack": str(objects)}
+        store.db.insert(rec, {**meta, "dirs_since_write_tree": str(dirs)})
         if snaps >= store.config.repack_every or objects >= MAINTAIN_OBJECTS:
             try:
                 store.maintain()
+                TreeCache(store.root / "trees", store.git_dir).fill(
+                    store.git, tree_id
+                )  # drops stale trees
             except BactrianError as exc:
                 log.warning(
                     "%s: packing the store failed (retried later): %s", store.workspace, exc
@@ -355,11 +436,29 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
             id=commit,
             workspace=str(store.workspace),
             time=when,
-            tree_id=tree,
+            tree_id=tree_id,
             parent=last.id if last else None,
             build=build,
             changed_files=changed,
         )
+
+
+def _tree_in_process(
+    store: Store, base: str, changes: dict[bytes, Change]
+) -> tuple[str, int] | None:
+    """The new tree written in-process (see :mod:`bactrian.snapshot.trees`), with the number
+    of directories it looked at; None when git's ``write-tree`` must do it."""
+    try:
+        return build_tree(
+            store.work_git,
+            store.git_dir,
+            TreeCache(store.root / "trees", store.git_dir),
+            base,
+            changes,
+        )
+    except (TreeFallback, StoreError) as exc:
+        log.info("%s: tree written by git instead (%s)", store.workspace, exc)
+        return None
 
 
 def open_for_writing(workspace: Path | str, config: SnapshotConfig | None = None) -> Store:
