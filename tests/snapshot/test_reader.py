@@ -97,6 +97,12 @@ def test_reader_agrees_with_git_on_random_trees(
                 mode, _, oid = meta.decode().split()
                 want[raw_path.decode()] = (mode, oid)
             assert reader.entries(tree) == want
+            dirs = {p.rsplit("/", 1)[0] for p in files if "/" in p}
+            fresh = ObjectReader(git_dir)  # no cached listing: lookup walks the trees
+            try:
+                assert fresh.lookup(tree, [*files, *dirs, "nope.ml", "a/zz/q"]) == want
+            finally:
+                fresh.close()
             assert set(want) == set(files)
         want_changed = _git(git_dir, "diff-tree", "-r", "-z", "--no-renames", "--name-only", a, b)
         changed = reader.changed(a, b)
@@ -148,14 +154,17 @@ def test_reader_caches_survive_repack_and_report_missing_objects(tmp_path: Path)
     first = _write_tree(git_dir, tmp_path / "w1", {"src/a.ml": (b"a\n", False)})
     reader = ObjectReader(git_dir)
     assert list(reader.entries(first)) == ["src/a.ml"]
+    assert reader.requests == 0 and reader.loose_reads == 2  # loose: read without git
     before = reader.requests
     assert list(reader.entries(first)) == ["src/a.ml"]
     assert reader.changed(first, first) == []
-    assert reader.requests == before  # cached: no round trip
+    assert (reader.requests, reader.loose_reads) == (before, 2)  # cached: nothing read
     # objects written and packed after the process started are still found
     second = _write_tree(git_dir, tmp_path / "w2", {"src/a.ml": (b"b\n", False)})
     _git(git_dir, "repack", "-a", "-d", "-q")
+    _git(git_dir, "prune-packed")
     assert reader.changed(first, second) == ["src/a.ml"]
+    assert reader.requests > before  # packed objects come from git cat-file
     oid = reader.entries(second)["src/a.ml"][1]
     assert reader.blobs([oid]) == {oid: b"b\n"}
     with pytest.raises(StoreError, match="missing"):

@@ -112,6 +112,7 @@ class ObjectReader:
         self._trees: _LRU[str, TreeObject] = _LRU(tree_cache)
         self._listings: _LRU[str, Entries] = _LRU(listing_cache)
         self.requests = 0  # round trips to the cat-file process (for tests and benchmarks)
+        self.loose_reads = 0  # objects read from loose files
 
     # ---- the cat-file process ------------------------------------------------------------
     def _start(self) -> subprocess.Popen[bytes]:
@@ -184,6 +185,7 @@ class ObjectReader:
             return None
         if not size.isdigit() or int(size) != len(raw) - nul - 1:
             return None
+        self.loose_reads += 1
         return kind.decode("ascii", "replace"), raw[nul + 1 :]
 
     def objects(self, oids: Iterable[str]) -> dict[str, tuple[str, bytes]]:
