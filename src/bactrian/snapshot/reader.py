@@ -10,6 +10,7 @@ prefetches) that costs a few pipe round trips per few hundred episodes instead o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -49,7 +50,8 @@ class _LRU(Generic[K, V]):
         hit = self.items.get(key)
         if hit is None:
             return None
-        self.items.move_to_end(key)
+        with contextlib.suppress(KeyError):  # evicted meanwhile by another thread
+            self.items.move_to_end(key)
         return hit[0]
 
     def put(self, key: K, value: V, weight: int = 1) -> None:
@@ -62,6 +64,7 @@ class _LRU(Generic[K, V]):
             self.weight -= w
 
 
+_MODES = {m.encode(): m for m in ("100644", "100755", "120000", TREE_MODE, GITLINK_MODE)}
 _TREE_ENTRY = re.compile(rb"([0-7]+) ([^\0]*)\0(.{20})", re.DOTALL)
 
 
@@ -69,8 +72,9 @@ def parse_tree(raw: bytes) -> TreeObject:
     """A raw git tree object (``<mode> <name>\\0<20-byte id>``…) as name → (mode, hex id).
     Each well-formed entry matches where the previous one ended (a mode is digits and a space),
     so one regex pass reads them all."""
+    modes = _MODES
     return {
-        name.decode("utf-8", "surrogateescape"): (mode.decode("ascii"), oid.hex())
+        name.decode("utf-8", "surrogateescape"): (modes.get(mode) or mode.decode(), oid.hex())
         for mode, name, oid in _TREE_ENTRY.findall(raw)
     }
 
@@ -100,8 +104,8 @@ class ObjectReader:
         git_dir: Path,
         *,
         blob_cache_bytes: int = 64 << 20,
-        tree_cache: int = 20_000,
-        listing_cache: int = 64,
+        tree_cache_entries: int = 200_000,
+        listing_cache_entries: int = 200_000,
     ) -> None:
         self.git_dir = Path(git_dir)
         self._objects = str(self.git_dir / "objects")
@@ -109,8 +113,9 @@ class ObjectReader:
         self._proc: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize | None = None
         self._blobs: _LRU[str, bytes] = _LRU(blob_cache_bytes)
-        self._trees: _LRU[str, TreeObject] = _LRU(tree_cache)
-        self._listings: _LRU[str, Entries] = _LRU(listing_cache)
+        # trees and listings are weighed by their entries (a few hundred bytes each)
+        self._trees: _LRU[str, TreeObject] = _LRU(tree_cache_entries)
+        self._listings: _LRU[str, Entries] = _LRU(listing_cache_entries)
         self.requests = 0  # round trips to the cat-file process (for tests and benchmarks)
         self.loose_reads = 0  # objects read from loose files
 
@@ -254,7 +259,7 @@ class ObjectReader:
             if kind != "tree":
                 raise StoreError(f"Object {oid} in store {self.git_dir} is a {kind}, not a tree.")
             tree = parse_tree(data)
-            self._trees.put(oid, tree)
+            self._trees.put(oid, tree, len(tree) + 1)
             out[oid] = tree
         return out
 
@@ -312,7 +317,7 @@ class ObjectReader:
                 out.update({prefix + n: e for n, e in tree.items() if e[0] not in _NOT_FILES})
                 nxt += [(prefix + n + "/", e[1]) for n, e in tree.items() if e[0] == TREE_MODE]
             level = nxt
-        self._listings.put(tree_id, out)
+        self._listings.put(tree_id, out, len(out) + 1)
         return out
 
     def changed(self, a: str | None, b: str) -> list[str]:
