@@ -93,3 +93,39 @@ def tree_digest(root: Path, skip: tuple[str, ...] = ("_build",)) -> dict[str, st
 def cfg(tmp_path: Path) -> SnapshotConfig:
     """A config with no build probe and a store outside every workspace."""
     return SnapshotConfig(probe="none", store_dir=tmp_path / "store")
+
+
+def damage_object(git_dir: Path, oid: str, how: str) -> None:
+    """Delete or corrupt object ``oid`` of a store, loose or in one of the small packs the
+    in-process write path makes."""
+    loose = git_dir / "objects" / oid[:2] / oid[2:]
+    if loose.exists():
+        if how == "delete":
+            loose.unlink()
+        else:
+            loose.chmod(0o644)
+            loose.write_bytes(b"garbage that is not zlib")
+        return
+    env = {**os.environ, "GIT_DIR": str(git_dir)}
+    for idx in (git_dir / "objects" / "pack").glob("*.idx"):
+        listing = subprocess.run(
+            ["git", "show-index"], stdin=idx.open("rb"), env=env, capture_output=True, text=True
+        ).stdout
+        offsets = {line.split()[1]: int(line.split()[0]) for line in listing.splitlines()}
+        if oid not in offsets:
+            continue
+        pack = idx.with_suffix(".pack")
+        if how == "delete":  # unpack the others loose, then drop the pack and the object
+            data = pack.read_bytes()
+            idx.unlink()
+            pack.unlink()
+            subprocess.run(["git", "unpack-objects", "-q"], input=data, env=env, check=True)
+            loose.unlink()
+            return
+        data = bytearray(pack.read_bytes())
+        at = offsets[oid] + 4  # inside the object's zlib stream
+        data[at : at + 8] = b"\xff" * 8
+        pack.chmod(0o644)
+        pack.write_bytes(bytes(data))
+        return
+    raise AssertionError(f"object {oid} not found in {git_dir}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from bactrian.cli import cli
 from bactrian.snapshot import open_store
 from bactrian.snapshot.cli import group
 
-from .conftest import make_git, write
+from .conftest import damage_object, make_git, write
 
 
 @pytest.fixture
@@ -59,9 +58,7 @@ def test_take_list_show_diff_fsck(tmp_path: Path, runner: CliRunner) -> None:
     assert "ok, 2 snapshots" in _run(runner, "fsck", str(ws))
     store = open_store(ws)
     tree = store.get(2).tree_id
-    obj = store.git_dir / "objects" / tree[:2] / tree[2:]
-    os.chmod(obj, 0o644)
-    obj.write_bytes(b"broken")
+    damage_object(store.git_dir, tree, "corrupt")
     out = _run(runner, "fsck", str(ws), code=1)
     assert "damaged" in out and tree in out
 

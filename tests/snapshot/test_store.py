@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bactrian.errors import StoreError
 from bactrian.snapshot import SnapshotConfig, list_workspaces, open_store, take_snapshot
 
-from .conftest import make_git, make_plain, write
+from .conftest import damage_object, make_git, make_plain, write
 
 
 def _three_snapshots(tmp_path: Path, cfg: SnapshotConfig) -> Path:
@@ -99,23 +99,13 @@ def test_reindex_rebuilds_from_repository(tmp_path: Path, cfg: SnapshotConfig) -
     assert [s.to_dict() for s in store.timeline()] == before
 
 
-def _loose_object(store_root: Path, oid: str) -> Path:
-    return store_root / "repo.git" / "objects" / oid[:2] / oid[2:]
-
-
 @pytest.mark.parametrize("damage", ["delete", "corrupt"])
 def test_fsck_detects_damaged_object(tmp_path: Path, cfg: SnapshotConfig, damage: str) -> None:
     ws = _three_snapshots(tmp_path, cfg)
     store = open_store(ws, cfg)
     assert store.fsck() == []
     blob = store.git.out("rev-parse", f"{store.get(3).tree_id}:src/new.ml").strip()
-    path = _loose_object(store.root, blob)
-    assert path.exists()
-    if damage == "delete":
-        path.unlink()
-    else:
-        path.chmod(0o644)
-        path.write_bytes(b"garbage that is not zlib")
+    damage_object(store.git_dir, blob, damage)
     problems = store.fsck()
     assert problems and any(blob in p for p in problems)
 

@@ -31,11 +31,11 @@ from bactrian.snapshot.gitrepo import (
     ZERO_OID,
     update_ref,
     write_commit,
-    write_object,
+    write_pack,
 )
 from bactrian.snapshot.rules import build_rules, check_file
 from bactrian.snapshot.store import Snapshot, Store, _commit_message, _open, resolve_workspace
-from bactrian.snapshot.trees import Change, TreeCache, TreeFallback, build_tree
+from bactrian.snapshot.trees import Built, Change, TreeCache, TreeFallback, build_tree
 from bactrian.types import BuildResult, BuildState
 
 if TYPE_CHECKING:
@@ -213,45 +213,79 @@ def _mode(st: os.stat_result) -> bytes:
 
 
 @dataclass
+class _InProcess:
+    """A small change staged in-process: the exact changes vs the last snapshot's tree, the
+    new blobs, and the ``update-index --index-info`` input (not run yet)."""
+
+    changes: dict[bytes, Change]
+    blobs: list[bytes]
+    index_info: bytes
+
+
+@dataclass
 class _Staged:
     dirty: bool  # the index may now differ from the last snapshot
     staged: int  # files staged
     changed: int | None  # files whose content changed vs the last snapshot; None if unknown
-    changes: dict[bytes, Change] | None  # the exact changes vs the last snapshot's tree when
-    # the index was updated in-process (blobs written here, ``update-index --index-info``)
+    pending: _InProcess | None = None  # set: the index is not updated yet (see _write_in_process)
 
 
-def _stage_in_process(
-    store: Store,
+def _prepare_in_process(
     wsb: bytes,
     add: list[tuple[bytes, bool, str | None, os.stat_result]],
     remove: list[bytes],
-) -> tuple[dict[bytes, Change], int]:
-    """Write the blobs of ``add`` (path, tracked, blob id in the last snapshot, lstat) here and
-    update the index with their ids in one ``git update-index --index-info``. The index
-    entries carry no stat data, so the next ``git status`` compares their content once (and
-    stores the stat data). Returns (the changes, files whose content changed)."""
+) -> tuple[_InProcess, int]:
+    """Read the files of ``add`` (path, tracked, blob id in the last snapshot, lstat) and hash
+    them here. Returns (the pending change, files whose content changed)."""
     changes: dict[bytes, Change] = dict.fromkeys(remove)
     changed = len(remove)
-    lines = [b"0 %s\t%s\0" % (ZERO_OID.encode(), p) for p in remove]
+    zero = ZERO_OID.encode()
+    lines = [b"0 %s\t%s\0" % (zero, p) for p in remove]
+    blobs: list[bytes] = []
     for path, tracked, old_oid, st in add:
         data = _read(os.path.join(wsb, path), st)
         if data is None:  # vanished or unreadable since the check: as if deleted
             if tracked:
                 changes[path] = None
                 changed += 1
-                lines.append(b"0 %s\t%s\0" % (ZERO_OID.encode(), path))
+                lines.append(b"0 %s\t%s\0" % (zero, path))
             continue
-        oid = write_object(store.git_dir, "blob", data)
+        oid = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        blobs.append(data)
         mode = _mode(st)
         changes[path] = (mode, bytes.fromhex(oid))
         lines.append(b"%s %s\t%s\0" % (mode, oid.encode(), path))
         if not tracked or oid != old_oid:
             changed += 1
-    store.work_git.run(
-        "update-index", "--add", "--replace", "-z", "--index-info", input=b"".join(lines)
-    )
-    return changes, changed
+    return _InProcess(changes, blobs, b"".join(lines)), changed
+
+
+def _write_in_process(store: Store, base: str, pending: _InProcess) -> tuple[str, int] | None:
+    """Build the new tree here, write it with the new blobs as one small pack, then update the
+    index in one ``git update-index --index-info`` (its entries carry no stat data, so the
+    next ``git status`` compares those files' content once and stores their stat data).
+    Returns (tree id, directories looked at), or None when the tree is left to git's
+    ``write-tree`` (the blobs are written and the index updated either way)."""
+    cache = TreeCache(store.root / "trees.sqlite")
+    try:
+        try:
+            built: Built | None = build_tree(store.git, cache, base, pending.changes)
+        except (TreeFallback, StoreError) as exc:
+            log.info("%s: tree written by git instead (%s)", store.workspace, exc)
+            built = None
+        objects = [("blob", data) for data in pending.blobs]
+        objects += [("tree", raw) for _, raw in built.new] if built else []
+        if objects:
+            write_pack(store.git_dir, objects)
+        store.work_git.run(
+            "update-index", "--add", "--replace", "-z", "--index-info", input=pending.index_info
+        )
+        if built is None:
+            return None
+        cache.update(built.new, built.replaced)
+        return built.root, built.dirs
+    finally:
+        cache.close()
 
 
 def _update_index(store: Store, paths: list[bytes], flags: list[str]) -> None:
@@ -334,9 +368,9 @@ def _stage(store: Store, in_process: bool) -> _Staged:
     dirty = bool(add or remove or force_remove or ignored) or index_ahead
     n_paths = len(add) + len(remove) + len(force_remove)
     if in_process and dirty and not index_ahead and not ignored and n_paths <= FAST_MAX_PATHS:
-        changes, n_changed = _stage_in_process(store, wsb, add, remove + force_remove)
+        pending, n_changed = _prepare_in_process(wsb, add, remove + force_remove)
         skips.save()
-        return _Staged(True, len(add), n_changed, changes)
+        return _Staged(True, len(add), n_changed, pending)
     changed: int | None = None
     if not (index_ahead or ignored):
         changed = len(remove) + len(force_remove)
@@ -346,7 +380,7 @@ def _stage(store: Store, in_process: bool) -> _Staged:
     _update_index(store, remove + [a[0] for a in add], ["--add", "--remove", "--replace"])
     _update_index(store, force_remove + ignored, ["--force-remove"])
     skips.save()
-    return _Staged(dirty, len(add), changed, None)
+    return _Staged(dirty, len(add), changed)
 
 
 def _run_probe(probe: BuildProbe, workspace: Path, tree_id: str) -> BuildResult:
@@ -373,7 +407,9 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
         if last is not None and not st.dirty:
             return last
         dirs = int(store.db.get_meta("dirs_since_write_tree", "0") or 0)
-        tree = _tree_in_process(store, last.tree_id, st.changes) if last and st.changes else None
+        tree = None
+        if last is not None and st.pending is not None:
+            tree = _write_in_process(store, last.tree_id, st.pending)
         if tree is not None:
             dirs += tree[1]
         if tree is None or dirs >= CHECK_EVERY_DIRS:
@@ -385,7 +421,9 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
                     tree[0],
                     git_tree,
                 )
-                TreeCache(store.root / "trees", store.git_dir).clear()
+                cache = TreeCache(store.root / "trees.sqlite")
+                cache.clear()
+                cache.close()
             tree, dirs = (git_tree, 0), 0
         tree_id = tree[0]
         if last is not None and tree_id == last.tree_id:
@@ -424,13 +462,17 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
         if snaps >= store.config.repack_every or objects >= MAINTAIN_OBJECTS:
             try:
                 store.maintain()
-                TreeCache(store.root / "trees", store.git_dir).fill(
-                    store.git, tree_id
-                )  # drops stale trees
             except BactrianError as exc:
                 log.warning(
                     "%s: packing the store failed (retried later): %s", store.workspace, exc
                 )
+            cache = TreeCache(store.root / "trees.sqlite")
+            try:  # the last tree's trees, no stale ones (cheap next to the packing)
+                cache.fill(store.git, tree_id)
+            except (TreeFallback, StoreError) as exc:
+                log.warning("%s: tree cache not refilled: %s", store.workspace, exc)
+            finally:
+                cache.close()
         return Snapshot(
             seq=seq,
             id=commit,
@@ -441,24 +483,6 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
             build=build,
             changed_files=changed,
         )
-
-
-def _tree_in_process(
-    store: Store, base: str, changes: dict[bytes, Change]
-) -> tuple[str, int] | None:
-    """The new tree written in-process (see :mod:`bactrian.snapshot.trees`), with the number
-    of directories it looked at; None when git's ``write-tree`` must do it."""
-    try:
-        return build_tree(
-            store.work_git,
-            store.git_dir,
-            TreeCache(store.root / "trees", store.git_dir),
-            base,
-            changes,
-        )
-    except (TreeFallback, StoreError) as exc:
-        log.info("%s: tree written by git instead (%s)", store.workspace, exc)
-        return None
 
 
 def open_for_writing(workspace: Path | str, config: SnapshotConfig | None = None) -> Store:

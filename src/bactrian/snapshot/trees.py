@@ -4,15 +4,14 @@ The new tree is the last snapshot's tree with a few paths changed: only the dire
 those paths get new tree objects; every other subtree is reused by id. That is what
 ``git write-tree`` computes from the index, without its process (and its read of the whole
 index). The old trees along the changed paths come from a small cache in the store
-(the loose tree objects written since the last packing, else ``trees/<id>``, filled from the
-last snapshot's trees; each is checked against its id when read, so a damaged entry is a
-miss, never a wrong tree);
+(``trees.sqlite``: the raw trees of the last snapshot; each is checked against its id when
+read, so a damaged entry is a miss, never a wrong tree);
 a miss refills the cache with every tree of the last snapshot (one ``git ls-tree -r -t``).
 
 Anything unusual — say a path that turns from a file into a directory with files left on
 both sides — raises :class:`TreeFallback` and the caller runs
-``git write-tree`` instead. The objects are written loose like git writes them, before the
-commit that refers to them.
+``git write-tree`` instead. The caller writes the new trees with the new blobs as one small
+pack (:func:`bactrian.snapshot.gitrepo.write_pack`), before the commit that refers to them.
 """
 
 from __future__ import annotations
@@ -20,10 +19,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
-from bactrian.snapshot.gitrepo import EMPTY_TREE, GitRepo, read_loose, write_object
+from bactrian.snapshot.gitrepo import EMPTY_TREE, GitRepo
 
 TREE_MODE = b"40000"
 
@@ -66,41 +66,53 @@ def tree_id(raw: bytes) -> str:
 
 
 class TreeCache:
-    """Raw tree objects by id: loose tree objects of the store (the ones written since the
-    last packing), else ``<store>/trees/<id>`` (derived data; deleting it is safe)."""
+    """Raw tree objects by id in ``<store>/trees.sqlite`` (derived data: deleting the file is
+    safe; every tree read is checked against its id, so damage is a miss)."""
 
-    def __init__(self, root: Path, git_dir: Path):
-        self.root = root
-        self.git_dir = git_dir
+    def __init__(self, path: Path):
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            for attempt in (0, 1):
+                try:
+                    db = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None)
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=OFF")  # a cache: a lost write is a miss
+                    db.execute("CREATE TABLE IF NOT EXISTS trees (oid TEXT PRIMARY KEY, raw BLOB)")
+                    self._db = db
+                    break
+                except sqlite3.Error:
+                    if attempt:
+                        raise
+                    for suffix in ("", "-wal", "-shm"):  # unreadable: start afresh
+                        with contextlib.suppress(OSError):
+                            os.unlink(str(self.path) + suffix)
+        assert self._db is not None
+        return self._db
 
     def get(self, oid: str) -> bytes | None:
-        path = os.path.join(self.root, oid)
         try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-        except OSError:
-            loose = read_loose(self.git_dir, oid)
-            return loose[1] if loose is not None and loose[0] == "tree" else None
-        if tree_id(raw) != oid:  # damaged (e.g. a crash mid-write): a miss
-            self.discard(oid)
+            row = self._conn().execute("SELECT raw FROM trees WHERE oid=?", (oid,)).fetchone()
+        except sqlite3.Error:
             return None
-        return raw
+        if row is None or not isinstance(row[0], bytes) or tree_id(row[0]) != oid:
+            return None
+        return row[0]
 
-    def put(self, oid: str, raw: bytes) -> None:
-        """Written in place: a torn file fails the id check on reading (a miss)."""
+    def update(self, put: list[tuple[str, bytes]], drop: list[str]) -> None:
+        """Add ``put`` and forget ``drop`` (trees the new snapshot replaced), in one
+        transaction; failures are ignored (later misses)."""
         try:
-            self.root.mkdir(exist_ok=True)
-            with open(os.path.join(self.root, oid), "wb") as fh:
-                fh.write(raw)
-        except OSError:
-            pass  # a cache: a failed write is a later miss
-
-    def discard(self, oid: str) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(self.root, oid))
-
-    def clear(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+            db = self._conn()
+            db.execute("BEGIN")
+            db.executemany("DELETE FROM trees WHERE oid=?", [(o,) for o in drop])
+            db.executemany("INSERT OR REPLACE INTO trees VALUES (?, ?)", put)
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn().execute("ROLLBACK")
 
     def fill(self, git: GitRepo, base: str) -> int:
         """Make the cache hold exactly the trees of ``base`` (one ``git ls-tree -r -t``; each
@@ -119,20 +131,39 @@ class TreeCache:
                 ids[path] = hexid.decode()
             parent, _, name = path.rpartition(b"/")
             dirs.setdefault(parent, {})[name] = (mode, bytes.fromhex(hexid.decode()))
-        wanted = set()
+        rows = []
         for d, entries in dirs.items():
             raw = format_tree(entries)
-            oid = tree_id(raw)
-            if oid != ids.get(d):
-                continue  # not what git listed (should not happen): left out, a later miss
-            wanted.add(oid)
-            if not os.path.exists(os.path.join(self.root, oid)):
-                self.put(oid, raw)
-        with contextlib.suppress(OSError):
-            for entry in os.listdir(self.root):
-                if entry not in wanted:
-                    self.discard(entry)
-        return len(wanted)
+            if tree_id(raw) == ids.get(d):  # else left out (should not happen): a later miss
+                rows.append((ids[d], raw))
+        try:
+            db = self._conn()
+            db.execute("BEGIN")
+            db.execute("DELETE FROM trees")
+            db.executemany("INSERT OR REPLACE INTO trees VALUES (?, ?)", rows)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise TreeFallback(f"tree cache {self.path}: {exc}") from exc
+        return len(rows)
+
+    def clear(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn().execute("DELETE FROM trees")
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+@dataclass
+class Built:
+    """A tree built in-process: not written yet (the caller packs ``new`` with the blobs)."""
+
+    root: str
+    dirs: int  # directories looked at
+    new: list[tuple[str, bytes]]  # (id, raw body) of each new tree
+    replaced: list[str]  # old trees the new ones replace (dropped from the cache)
 
 
 def _depth(d: bytes) -> int:
@@ -167,11 +198,8 @@ def _load_old(
     return old
 
 
-def build_tree(
-    git: GitRepo, git_dir: Path, cache: TreeCache, base: str, changes: dict[bytes, Change]
-) -> tuple[str, int]:
-    """Write the tree ``base`` with ``changes`` applied (blobs must already be written).
-    Returns (the new root tree id, the number of directories looked at)."""
+def build_tree(git: GitRepo, cache: TreeCache, base: str, changes: dict[bytes, Change]) -> Built:
+    """The tree ``base`` with ``changes`` applied, computed here (nothing written)."""
     by_dir: dict[bytes, dict[bytes, Change]] = {}
     for path, change in changes.items():
         d, _, name = path.rpartition(b"/")
@@ -191,6 +219,8 @@ def build_tree(
     for d in dirs:
         if d:
             children.setdefault(d.rpartition(b"/")[0], []).append(d)
+    new_trees: list[tuple[str, bytes]] = []
+    replaced: list[str] = []
     result: dict[bytes, bytes | None] = {}  # dir -> new 20-byte id, None when it is now empty
     for d in reversed(dirs):  # deepest first
         old_oid, old_entries = old[d]
@@ -219,9 +249,10 @@ def build_tree(
             result[d] = bytes.fromhex(old_oid)
         else:
             raw = format_tree(entries)
-            oid = write_object(git_dir, "tree", raw)  # loose: read back from there
+            oid = tree_id(raw)
+            new_trees.append((oid, raw))
             result[d] = bytes.fromhex(oid)
         if old_oid is not None and result[d] != bytes.fromhex(old_oid):
-            cache.discard(old_oid)  # keeps the cache to about one tree per directory
+            replaced.append(old_oid)  # keeps the cache to about one tree per directory
     root = result[b""]
-    return (root.hex() if root is not None else EMPTY_TREE), len(dirs)
+    return Built(root.hex() if root is not None else EMPTY_TREE, len(dirs), new_trees, replaced)
