@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -175,3 +176,42 @@ def test_reader_caches_survive_repack_and_report_missing_objects(tmp_path: Path)
     assert proc is not None and proc.poll() is not None
     assert reader.blobs([oid]) == {oid: b"b\n"}  # cached; the process restarts when needed
     reader.close()
+
+
+def _read_in_child(git_dir: str, oid: str, queue: Any) -> None:
+    reader = _SHARED[git_dir]
+    data = reader.objects([oid])[oid][1]
+    queue.put((data, reader._proc.pid if reader._proc else None))
+
+
+_SHARED: dict[str, ObjectReader] = {}
+
+
+def test_a_forked_child_starts_its_own_git_process(tmp_path: Path) -> None:
+    import multiprocessing
+
+    git_dir = _repo(tmp_path)
+    tree = _write_tree(git_dir, tmp_path / "w", {"a.ml": (b"a\n", False)})
+    every = _git(git_dir, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)")
+    _git(git_dir, "pack-objects", "-q", str(git_dir / "objects/pack/pack"), input=every)
+    _git(git_dir, "prune-packed")
+    reader = ObjectReader(git_dir)
+    _SHARED[str(git_dir)] = reader
+    try:
+        oid = reader.entries(tree)["a.ml"][1]
+        assert reader.requests == 1  # the parent's process is running
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_read_in_child, args=(str(git_dir), oid, queue))
+        child.start()
+        assert reader._proc is not None
+        data, pid = queue.get(timeout=30)
+        assert data == b"a\n"
+        assert pid is not None and pid != reader._proc.pid  # its own cat-file, not the pipe
+        child.join(30)
+        assert child.exitcode == 0
+        assert reader.blobs([oid]) == {oid: b"a\n"}  # the parent's pipe is intact
+        assert reader.objects([tree])[tree][0] == "tree"
+    finally:
+        _SHARED.clear()
+        reader.close()

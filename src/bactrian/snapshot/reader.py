@@ -111,6 +111,7 @@ class ObjectReader:
         self._objects = str(self.git_dir / "objects")
         self._lock = threading.RLock()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = 0  # the process that started self._proc (a forked child starts its own)
         self._finalizer: weakref.finalize | None = None
         self._blobs: _LRU[str, bytes] = _LRU(blob_cache_bytes)
         # trees and listings are weighed by their entries (a few hundred bytes each)
@@ -143,7 +144,7 @@ class ObjectReader:
                 f"Cannot start `git cat-file` in store {self.git_dir}: {exc}. Is git installed "
                 "and the store readable?"
             ) from exc
-        self._proc = proc
+        self._proc, self._pid = proc, os.getpid()
         self._finalizer = weakref.finalize(self, _close_process, proc)
         return proc
 
@@ -155,7 +156,13 @@ class ObjectReader:
 
     def _request(self, oids: Sequence[str]) -> dict[str, tuple[str, bytes] | None]:
         """type and content of each id (None when missing), one round trip."""
-        proc = self._proc if self._proc is not None and self._proc.poll() is None else None
+        proc = self._proc
+        if proc is not None and self._pid != os.getpid():  # forked: the pipe is the parent's
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            self._proc = self._finalizer = proc = None
+        if proc is not None and proc.poll() is not None:
+            proc = None
         proc = proc or self._start()
         assert proc.stdin is not None and proc.stdout is not None
         self.requests += 1
