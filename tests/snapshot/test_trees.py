@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,7 +74,8 @@ def test_changes_of_every_kind_match_git(tmp_path: Path, cfg: SnapshotConfig) ->
     shutil.rmtree(ws / "new")  # a directory becomes a file
     write(ws, {"new": "plain file\n"})
     check(ws, cfg)
-    write(ws, {"src/shapes.ml": "let area _ = 1.\n", "src/extra.ml": "let e = 5\n"})
+    twins = {"src/extra.ml": "let e = 5\n", "lib/twin.ml": "let e = 5\n"}  # one blob
+    write(ws, {"src/shapes.ml": "let area _ = 1.\n", **twins})
     os.remove(ws / "dune-project")  # several at once, at several depths
     check(ws, cfg)
     assert tree_digest(ws / ".git") == vcs_before  # the user's repository is untouched
@@ -111,8 +113,9 @@ def test_write_object_and_write_pack_agree_with_git(tmp_path: Path) -> None:
         assert oid == hashed.strip()
         assert subprocess.check_output(["git", "cat-file", "blob", oid], env=env) == body
     tree = format_tree({b"a": (b"100644", bytes.fromhex(oid))})
-    ids = write_pack(git_dir, [("blob", b) for b in bodies[2:]] + [("tree", tree)])
-    assert ids[-1] == tree_id(tree)
+    objects = [("blob", b) for b in bodies[2:]] + [("tree", tree), ("blob", bodies[2])]
+    ids = write_pack(git_dir, objects)  # the repeated blob is packed once
+    assert ids[-2] == tree_id(tree) and ids[-1] == ids[0]
     for oid, body in zip(ids, bodies[2:], strict=False):
         assert subprocess.check_output(["git", "cat-file", "blob", oid], env=env) == body
     packs = list((git_dir / "objects" / "pack").glob("*.pack"))
@@ -158,3 +161,24 @@ def test_tree_order_and_id_match_git_mktree(tmp_path_factory, kinds: dict[bytes,
     env = {**os.environ, "GIT_DIR": str(git_dir)}
     out = subprocess.run(["git", "mktree"], input=listing.encode(), env=env, capture_output=True)
     assert out.stdout.decode().strip() == tree_id(format_tree(entries))
+
+
+def test_git_write_tree_cross_checks_after_many_directories(
+    tmp_path: Path, cfg: SnapshotConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bactrian.snapshot.take import CHECK_EVERY_DIRS
+
+    ws = make_git(tmp_path / "ws")
+    n = CHECK_EVERY_DIRS // 2 + 5
+    write(ws, {f"d{i:03d}/m.ml": "let x = 0\n" for i in range(n)})
+    take_snapshot(ws, config=cfg)
+    counts = []
+    for round_ in (1, 2):
+        write(ws, {f"d{i:03d}/m.ml": f"let x = {round_}\n" for i in range(n)})
+        snap = take_snapshot(ws, config=cfg)
+        store = open_store(ws, cfg)
+        counts.append(int(store.db.get_meta("dirs_since_write_tree", "0")))
+        assert snap.tree_id == git_tree_of(store) and snap.changed_files == n
+        store.close()
+    assert counts == [n + 1, 0]  # the second crossed the threshold: git wrote it too
+    assert "differs from git write-tree" not in caplog.text  # ... and agreed

@@ -246,12 +246,16 @@ def write_pack(git_dir: Path, objects: Sequence[tuple[str, bytes]]) -> list[str]
     ``Store.maintain`` folds the small packs into one later. The pack is renamed into place
     before its index, so a crash leaves at worst a pack git ignores."""
     entries: list[tuple[bytes, int, int]] = []  # (20-byte id, crc32, offset)
-    chunks = [b"PACK", (2).to_bytes(4, "big"), len(objects).to_bytes(4, "big")]
+    chunks = [b"PACK", (2).to_bytes(4, "big"), b""]  # count filled in below
     offset = 12
     ids: list[str] = []
+    seen: set[bytes] = set()
     for kind, body in objects:
         digest = hashlib.sha1(b"%s %d\0" % (kind.encode(), len(body)) + body).digest()
         ids.append(digest.hex())
+        if digest in seen:  # two files with the same content: one copy
+            continue
+        seen.add(digest)
         size = len(body)
         header = bytearray([(PACK_TYPES[kind] << 4) | (size & 0x0F)])
         size >>= 4
@@ -265,6 +269,7 @@ def write_pack(git_dir: Path, objects: Sequence[tuple[str, bytes]]) -> list[str]
         offset += len(packed)
     if offset >= 1 << 31:
         raise StoreError("Too many changed bytes for one small pack; use git's path.")
+    chunks[2] = len(entries).to_bytes(4, "big")
     pack = b"".join(chunks)
     pack_sum = hashlib.sha1(pack).digest()
     pack += pack_sum
