@@ -48,6 +48,7 @@ MAINTAIN_OBJECTS = 2000
 # In-process path: at most this many changed paths (more, e.g. the first snapshot: git's
 # update-index and write-tree, faster in bulk)
 FAST_MAX_PATHS = 500
+FAST_MAX_BYTES = 32 << 20  # the changed files are held in memory for the pack
 # After this many directories written in-process, ``git write-tree`` runs once more: it
 # re-validates the index's cache-tree (which keeps ``git status`` from walking the whole last
 # tree) and checks that git computes the same tree
@@ -367,7 +368,8 @@ def _stage(store: Store, in_process: bool) -> _Staged:
     # only skipped files (say an untracked binary) in the status output: no write-tree needed
     dirty = bool(add or remove or force_remove or ignored) or index_ahead
     n_paths = len(add) + len(remove) + len(force_remove)
-    if in_process and dirty and not index_ahead and not ignored and n_paths <= FAST_MAX_PATHS:
+    small = n_paths <= FAST_MAX_PATHS and sum(a[3].st_size for a in add) <= FAST_MAX_BYTES
+    if in_process and dirty and not index_ahead and not ignored and small:
         pending, n_changed = _prepare_in_process(wsb, add, remove + force_remove)
         skips.save()
         return _Staged(True, len(add), n_changed, pending)
