@@ -293,7 +293,8 @@ def write_pack(git_dir: Path, objects: Sequence[tuple[str, bytes]]) -> list[str]
     try:
         os.makedirs(pack_dir, exist_ok=True)
         for suffix, data in ((".pack", pack), (".idx", idx_bytes)):
-            tmp = os.path.join(pack_dir, f"tmp_{os.getpid()}_{next(_tmp_counter)}{suffix}")
+            # git's temp names (tmp_pack_*, tmp_idx_*): never taken for a pack, pruned by gc
+            tmp = os.path.join(pack_dir, f"tmp_{suffix[1:]}_{os.getpid()}_{next(_tmp_counter)}")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
             try:
                 view = memoryview(data)
