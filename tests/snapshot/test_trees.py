@@ -182,3 +182,27 @@ def test_git_write_tree_cross_checks_after_many_directories(
         store.close()
     assert counts == [n + 1, 0]  # the second crossed the threshold: git wrote it too
     assert "differs from git write-tree" not in caplog.text  # ... and agreed
+
+
+def test_killed_after_the_index_update_the_next_snapshot_records_it(
+    tmp_path: Path, cfg: SnapshotConfig
+) -> None:
+    from bactrian.snapshot.take import _stage, _write_in_process, open_for_writing
+
+    ws = make_git(tmp_path / "ws")
+    take_snapshot(ws, config=cfg)
+    write(ws, {"src/shapes.ml": "let k = 1\n"})
+    store = open_for_writing(ws, cfg)
+    last = store.last()
+    staged = _stage(store, in_process=True)
+    assert last is not None and staged.pending is not None
+    assert _write_in_process(store, last.tree_id, staged.pending) is not None
+    store.close()  # "killed" here: pack and index written; no commit, ref or row
+    snap = take_snapshot(ws, config=cfg)  # the index is ahead: git's path
+    store = open_store(ws, cfg)
+    assert snap.seq == 2 and snap.changed_files == 1
+    assert store.read_files(snap, ["src/shapes.ml"]) == {"src/shapes.ml": b"let k = 1\n"}
+    assert snap.tree_id == git_tree_of(store) and store.fsck() == []
+    store.close()
+    write(ws, {"src/shapes.ml": "let k = 2\n"})
+    check(ws, cfg)  # and the one after takes the in-process path again
