@@ -1,9 +1,13 @@
 """Taking one snapshot: scan (git status against the store's index = the stat cache), stage
 what changed, write the tree, run the build probe if the tree changed, then commit.
 
+A small change is staged in-process (blobs and trees hashed here and written as one small
+pack, then one ``git update-index --index-info``; see :mod:`bactrian.snapshot.trees`); others
+by ``git update-index`` + ``git write-tree``.
+
 Write order, so that ``kill -9`` at any moment leaves a consistent store: objects and the
-index (each written to a temporary file and renamed by git), then the commit object, then the
-timeline ref (compare-and-swap, atomic rename), then the SQLite row. On open, the store adds
+index (each written to a temporary file and renamed, by git or here), then the commit object,
+then the timeline ref (compare-and-swap, atomic rename), then the SQLite row. On open, the store adds
 rows for any commit the ref has and SQLite lacks, so a restart continues the same timeline.
 """
 
