@@ -2,16 +2,17 @@
 from two file maps, split a diff text into per-file sections, count lines, and hash a diff
 after normalisation (for near-duplicate detection).
 
-Rendering here (not ``bactrian.diffs``) keeps mined diffs byte-identical whatever the source
-(snapshot store, git, Mercurial); applying and checking diffs is ``bactrian.diffs``' job.
+Rendering goes through ``bactrian.diffs`` (one renderer for the whole system), so mined diffs
+are byte-identical whatever the source (snapshot store, git, Mercurial).
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
+
+from bactrian.diffs import render_diff
 
 FileMap = dict[str, bytes]
 
@@ -26,55 +27,27 @@ def is_binary(data: bytes) -> bool:
     return False
 
 
-def _lines(text: str) -> list[str]:
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n\\ No newline at end of file\n"
-    return lines
-
-
 def render_file(path: str, old: bytes | None, new: bytes | None, context: int = 3) -> str:
     """One file's git-style diff section (``diff --git`` header, new/deleted file modes)."""
-    if old == new:
-        return ""
-    head = [f"diff --git a/{path} b/{path}\n"]
-    if old is None:
-        head.append("new file mode 100644\n")
-    elif new is None:
-        head.append("deleted file mode 100644\n")
-    if (old is not None and is_binary(old)) or (new is not None and is_binary(new)):
-        head.append(
-            f"Binary files {'a/' + path if old is not None else '/dev/null'} and "
-            f"{'b/' + path if new is not None else '/dev/null'} differ\n"
-        )
-        return "".join(head)
-    a = _lines(old.decode()) if old is not None else []
-    b = _lines(new.decode()) if new is not None else []
-    body = list(
-        difflib.unified_diff(
-            a,
-            b,
-            fromfile=f"a/{path}" if old is not None else "/dev/null",
-            tofile=f"b/{path}" if new is not None else "/dev/null",
-            n=context,
-        )
+    return render(
+        {path: old} if old is not None else {},
+        {path: new} if new is not None else {},
+        [path],
+        context,
     )
-    if not body:  # creating or deleting an empty file: header only, as git writes it
-        return "".join(head) if old is None or new is None else ""
-    body[0] = body[0].rstrip() + "\n"
-    body[1] = body[1].rstrip() + "\n"
-    return "".join(head) + "".join(_fix_hunk_header(line) for line in body)
-
-
-def _fix_hunk_header(line: str) -> str:
-    # difflib writes "@@ -0,0 +1,3 @@" like git; nothing to change but keep the hook explicit.
-    return line
 
 
 def render(old: FileMap, new: FileMap, paths: list[str] | None = None, context: int = 3) -> str:
-    """A multi-file diff turning ``old`` into ``new`` (files sorted by path)."""
-    keys = sorted(set(old) | set(new)) if paths is None else sorted(paths)
-    return "".join(render_file(p, old.get(p), new.get(p), context) for p in keys)
+    """A multi-file diff turning ``old`` into ``new`` (files sorted by path), rendered by
+    :func:`bactrian.diffs.render_diff` so every part of bactrian writes the same text."""
+    if paths is None:
+        return render_diff(old, new, context=context)
+    keys = set(paths)
+    return render_diff(
+        {p: v for p, v in old.items() if p in keys},
+        {p: v for p, v in new.items() if p in keys},
+        context=context,
+    )
 
 
 @dataclass
