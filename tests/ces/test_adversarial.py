@@ -3,6 +3,7 @@ is unchanged (no stray processes, no files outside the worker) and the next job 
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,21 @@ from .project import FILES, append, edit, new_file, udiff
 GREEN = edit("lib/geom.ml", "let double x = 2 * x", "let double x = x + x")
 WITH_UNIX = edit("lib/dune", "(library (name shapes))", "(library (name shapes) (libraries unix))")
 ESCAPE_TMP = Path("/tmp/bactrian-ces-escape-check")
+
+# A server on the host's loopback: a sandboxed test that reaches it has network access. (Only
+# loopback is ever a target; inside the sandbox's own network namespace it is unreachable.)
+HOST_SERVER = socket.create_server(("127.0.0.1", 0))
+HOST_SERVER.setblocking(False)
+HOST_PORT = HOST_SERVER.getsockname()[1]
+
+
+def _no_connection_reached_the_host() -> None:
+    try:
+        conn, _ = HOST_SERVER.accept()
+    except BlockingIOError:
+        return
+    conn.close()
+    raise AssertionError("a sandboxed test connected to a server on the host")
 
 
 def lib_code(code: str, unix: bool = False) -> str:
@@ -118,7 +134,8 @@ CASES: dict[str, tuple[Callable[[Path], str], Callable[[Verdict], None]]] = {
     "network-connection": (
         lambda p: lib_code(
             "let () = let s = Unix.socket Unix.PF_INET Unix.SOCK_STREAM 0 in\n"
-            '  Unix.connect s (Unix.ADDR_INET (Unix.inet_addr_of_string "1.1.1.1", 80))\n',
+            '  Unix.connect s (Unix.ADDR_INET (Unix.inet_addr_of_string "127.0.0.1", '
+            f"{HOST_PORT}))\n",
             unix=True,
         ),
         stage_fails("test"),
@@ -191,6 +208,7 @@ def test_adversarial(pool: Pool, case: str) -> None:
     assert verdicts[1].ok, verdicts[1].to_dict()
     _no_stray_processes(pool.uids())
     _host_clean(pool.project)
+    _no_connection_reached_the_host()
     for pool_info in pool.backend._pools.values():
         for w in pool_info.workers:
             assert w.verify(), f"worker {w.id} not reset"
