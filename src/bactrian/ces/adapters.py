@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from bactrian.build.diagnostics import parse_ocaml as build_parse_ocaml
 from bactrian.registry import Registry
-from bactrian.types import Diagnostic, Severity
+from bactrian.types import Diagnostic
 
 
 class Adapter(Protocol):
@@ -55,87 +56,25 @@ def alcotest_summary(output: str) -> dict[str, int] | None:
     return {"passed": passed, "failed": failed, "total": total} if found else None
 
 
-_LOC = re.compile(
-    r'^File "(?P<file>[^"]+)", lines? (?P<line>\d+)(?:-(?P<end_line>\d+))?'
-    r"(?:, characters (?P<col>-?\d+)-(?P<end_col>-?\d+))?:\s*$"
-)
-_HEAD = re.compile(r"^(?P<sev>Error|Warning|Alert)(?: (?P<code>[^:]+))?:\s?(?P<msg>.*)$")
-
-
-def _fallback_parse(text: str) -> list[Diagnostic]:
-    """A small OCaml diagnostics reader, used when ``bactrian.build.diagnostics`` is absent."""
-    out: list[Diagnostic] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        m = _LOC.match(lines[i])
-        if not m:
-            i += 1
-            continue
-        j = i + 1
-        while j < len(lines) and not _HEAD.match(lines[j]) and not _LOC.match(lines[j]):
-            j += 1
-        if j >= len(lines) or _LOC.match(lines[j]):
-            i = j
-            continue
-        h = _HEAD.match(lines[j])
-        assert h is not None
-        msg = [h.group("msg")]
-        k = j + 1
-        while k < len(lines) and lines[k].startswith((" ", "\t")) and not _LOC.match(lines[k]):
-            msg.append(lines[k].strip())
-            k += 1
-        message = "\n".join(x for x in msg if x)
-        sev = {"Error": Severity.ERROR, "Warning": Severity.WARNING}.get(
-            h.group("sev"), Severity.ALERT
-        )
-        low = message.lower()
-        if sev is Severity.WARNING:
-            kind = "warning"
-        elif "syntax error" in low or low.startswith("illegal character"):
-            kind = "syntax"
-        elif low.startswith("unbound"):
-            kind = "unbound"
-        elif "type" in low:
-            kind = "type"
-        else:
-            kind = "other"
-        line = int(m.group("line"))
-        out.append(
-            Diagnostic(
-                file=m.group("file"),
-                line=line,
-                col=int(m.group("col") or 0),
-                end_line=int(m.group("end_line") or line),
-                end_col=int(m.group("end_col") or 0),
-                severity=sev,
-                message=message,
-                kind=kind,
-                code=(h.group("code") or None),
-            )
-        )
-        i = k
-    return out
-
-
 def parse_ocaml(text: str) -> list[Diagnostic]:
-    """OCaml diagnostics, from ``bactrian.build.diagnostics`` when it is installed."""
-    try:
-        from bactrian.build.diagnostics import parse_ocaml as build_parse
-    except ImportError:
-        return _fallback_parse(text)
-    result: list[Diagnostic] = build_parse(text)
-    return result
+    """OCaml diagnostics (``bactrian.build.diagnostics``)."""
+    return build_parse_ocaml(text)
 
 
 @ADAPTERS.register("dune")
 class DuneAdapter:
+    """``jobs`` is dune's ``-j``: a pool of N workers on C cores gives each worker C/N, so
+    workers do not fight over cores (one dune per core scales; N dunes each at -jC do not)."""
+
     name = "dune"
     defaults = {
-        "typecheck": "dune build --root . @check 2>&1",
-        "build": "dune build --root . 2>&1",
-        "test": "dune runtest --root . --force 2>&1",
+        "typecheck": "dune build{j} --root . @check 2>&1",
+        "build": "dune build{j} --root . 2>&1",
+        "test": "dune runtest{j} --root . --force 2>&1",
     }
+
+    def __init__(self, jobs: int | None = None) -> None:
+        self.jobs = jobs
 
     def command(self, stage: str, touched: Sequence[str], overrides: dict[str, str]) -> str | None:
         if stage in overrides:
@@ -145,7 +84,10 @@ class DuneAdapter:
             if not files:
                 return None
             return "ocamlc -stop-after parsing -c " + " ".join(shlex.quote(f) for f in files)
-        return self.defaults.get(stage)
+        template = self.defaults.get(stage)
+        if template is None:
+            return None
+        return template.format(j=f" -j {self.jobs}" if self.jobs else "")
 
     def diagnostics(self, output: str) -> list[Diagnostic]:
         return parse_ocaml(output)
@@ -176,8 +118,11 @@ class GenericAdapter:
         return True
 
 
-def get_adapter(name: str, tree: Path) -> Adapter:
+def get_adapter(name: str, tree: Path, *, jobs: int | None = None) -> Adapter:
+    """The adapter ``name`` ("auto": dune when ``tree`` has a ``dune-project``); ``jobs`` is the
+    build tool's parallelism where the adapter has one."""
     if name == "auto":
         name = "dune" if DuneAdapter.detect(tree) else "generic"
-    adapter: Adapter = ADAPTERS.get(name)()
+    cls = ADAPTERS.get(name)
+    adapter: Adapter = cls(jobs) if cls is DuneAdapter else cls()
     return adapter

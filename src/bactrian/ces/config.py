@@ -46,6 +46,7 @@ class Limits:
 class CESConfig:
     workers: int = 0  # 0 = number of CPU cores
     max_bases: int = 4  # bases kept warm; least recently used evicted
+    build_jobs: int = 0  # the build tool's -j per worker; 0 = cores // workers (at least 1)
     work_dir: Path | None = None  # default data_dir()/ces
     sandbox: str = "bwrap"  # "bwrap" | "none"
     adapter: str = "auto"  # default adapter for bases that do not name one
@@ -92,6 +93,11 @@ class CESConfig:
 
     def resolved_workers(self) -> int:
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
+
+    def resolved_build_jobs(self) -> int:
+        if self.build_jobs > 0:
+            return self.build_jobs
+        return max(1, (os.cpu_count() or 1) // self.resolved_workers())
 
     def resolved_work_dir(self) -> Path:
         return Path(self.work_dir) if self.work_dir else data_dir() / "ces"

@@ -117,7 +117,9 @@ class Worker:
         reused = self._try_reuse()
         if not reused:
             self._fresh_tree(clone_from)
-        self.adapter = get_adapter(self.base.adapter, self.tree)
+        self.adapter = get_adapter(
+            self.base.adapter, self.tree, jobs=self.config.resolved_build_jobs()
+        )
         check = getattr(self.sandbox, "check", None)
         if check is not None:
             check(self.tree, self.uid)
