@@ -12,11 +12,9 @@ import hashlib
 import os
 import shutil
 import stat
-import subprocess
-import tarfile
-import tempfile
 from pathlib import Path
 
+from bactrian import vcs
 from bactrian.ces.types import BaseSpec
 from bactrian.errors import CESError, WorkspaceError
 
@@ -121,13 +119,8 @@ def restore(tree: Path, snapshot: Path, want: dict[str, Entry]) -> list[str]:
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> str:
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise CESError(
-            f"`{' '.join(argv)}` failed ({proc.returncode}): {proc.stderr.strip()[:2000]}. "
-            "Check the base's source and revision."
-        )
-    return proc.stdout
+    out = vcs.run_vcs(argv, cwd, error=CESError, hint="Check the base's source and revision.")
+    return out.decode()
 
 
 def detect_vcs(source: Path) -> str | None:
@@ -183,42 +176,4 @@ def export(spec: BaseSpec, dest: Path) -> None:
         copy_tree(src, dest)
         return
     dest.mkdir(parents=True)
-    if spec.vcs == "git":
-        with tempfile.TemporaryDirectory() as tmp:
-            tar = Path(tmp) / "base.tar"
-            _run(
-                [
-                    "git",
-                    "-C",
-                    str(src),
-                    "archive",
-                    "--format=tar",
-                    "-o",
-                    str(tar),
-                    str(spec.resolved_rev),
-                ]
-            )
-            with tarfile.open(tar) as tf:
-                tf.extractall(dest, filter="tar")
-    elif spec.vcs == "hg":
-        _run(
-            [
-                "hg",
-                "-R",
-                str(src),
-                "archive",
-                "-r",
-                str(spec.resolved_rev),
-                "-t",
-                "files",
-                str(dest / "x"),
-            ]
-        )
-        # hg refuses an existing destination; move the files up
-        inner = dest / "x"
-        (inner / ".hg_archival.txt").unlink(missing_ok=True)
-        for child in inner.iterdir():
-            child.rename(dest / child.name)
-        inner.rmdir()
-    else:
-        raise CESError(f"Unknown VCS {spec.vcs!r} for base {src}: use 'git' or 'hg'.")
+    vcs.archive(src, str(spec.vcs), str(spec.resolved_rev), dest, tar_filter="tar", error=CESError)

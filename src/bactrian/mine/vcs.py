@@ -12,14 +12,11 @@ from git and from its Mercurial conversion gives the same example ids.
 from __future__ import annotations
 
 import hashlib
-import io
-import os
-import subprocess
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from bactrian import vcs
 from bactrian.errors import MiningError
 from bactrian.mine.config import MineConfig
 from bactrian.mine.context import decode_files, relevant_files
@@ -54,19 +51,13 @@ class VcsReader(Protocol):
 
 
 def _run(cmd: list[str], cwd: Path, *, input: bytes | None = None) -> bytes:
-    env = dict(os.environ, HGPLAIN="1", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, input=input, capture_output=True, env=env, check=False)
-    except FileNotFoundError as exc:
-        raise MiningError(
-            f"{cmd[0]} is not installed ({exc}); install it to mine this repo."
-        ) from None
-    if proc.returncode != 0:
-        raise MiningError(
-            f"`{' '.join(cmd)}` failed in {cwd}: {proc.stderr.decode(errors='replace').strip()}. "
-            "Check the repository path and the revision range."
-        )
-    return proc.stdout
+    return vcs.run_vcs(
+        cmd,
+        cwd,
+        input=input,
+        error=MiningError,
+        hint="Check the repository path and the revision range.",
+    )
 
 
 class GitReader:
@@ -146,9 +137,7 @@ class GitReader:
         return sorted(p for p in raw.decode().split("\0") if p)
 
     def archive(self, rev: str, dest: Path) -> None:
-        data = self.git("archive", "--format=tar", rev)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(dest, filter="data")
+        vcs.archive(self.repo, "git", rev, dest, error=MiningError)
 
 
 NULL_HG = "0" * 40
@@ -207,8 +196,7 @@ class HgReader:
         return sorted(p for p in raw.decode().split("\0") if p)
 
     def archive(self, rev: str, dest: Path) -> None:
-        self.hg("archive", "-r", rev, "--type", "files", "--no-decode", str(dest))
-        (dest / ".hg_archival.txt").unlink(missing_ok=True)
+        vcs.archive(self.repo, "hg", rev, dest, error=MiningError)
 
 
 VCS_READERS: Registry[type] = Registry("VCS")
