@@ -13,28 +13,14 @@ import re
 from dataclasses import dataclass, field
 
 from bactrian.diffs import render_diff
+from bactrian.diffs.render import as_text
 
 FileMap = dict[str, bytes]
 
 
 def is_binary(data: bytes) -> bool:
-    if b"\0" in data[:8192]:
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
-def render_file(path: str, old: bytes | None, new: bytes | None, context: int = 3) -> str:
-    """One file's git-style diff section (``diff --git`` header, new/deleted file modes)."""
-    return render(
-        {path: old} if old is not None else {},
-        {path: new} if new is not None else {},
-        [path],
-        context,
-    )
+    """Binary as the renderer sees it (NUL bytes or not UTF-8): such a file gets no hunks."""
+    return as_text(data) is None
 
 
 def render(old: FileMap, new: FileMap, paths: list[str] | None = None, context: int = 3) -> str:
