@@ -4,12 +4,26 @@ nothing may reach a model hub."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+# Real components, never skipped: a missing tool is a missing install step, and it must fail
+# the run rather than hide behind skipped tests.
+REQUIRED_TOOLS = ("dune", "ocamlfind", "ocamlc", "git", "hg", "bwrap", "patch", "inotifywait")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise pytest.UsageError(
+            f"The tests need {', '.join(missing)} on PATH and it is not installed. Run "
+            "`make test`, which installs every apt package the tests use."
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -29,13 +29,6 @@ from bactrian.types import BuildState
 from .projects import LEDGER_ML, write_project
 
 DATA = Path(__file__).parent / "data"
-needs_inotify = pytest.mark.skipif(
-    not any(
-        os.access(os.path.join(d, "inotifywait"), os.X_OK)
-        for d in os.environ.get("PATH", "").split(":")
-    ),
-    reason="dune 2.9 watch mode needs inotifywait (apt-get install inotify-tools)",
-)
 
 
 def _tracker_over(data: bytes, chunk: int) -> list[tuple[int, str, int]]:
@@ -120,7 +113,6 @@ def _edit(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-@needs_inotify
 def test_watch_probe_follows_a_real_dune_watch(watched) -> None:
     ws, proc = watched
     probe = WatchProbe(wait_s=60, stale_s=60)
@@ -165,7 +157,6 @@ def _zombie(pid: int | None) -> bool:
         return True
 
 
-@needs_inotify
 def test_second_watcher_on_one_workspace_refuses(watched) -> None:
     ws, _ = watched
     _await_state(ws, "green")
@@ -220,7 +211,6 @@ def test_edit_newer_than_the_last_build_is_unknown_until_rebuilt(tmp_path: Path)
         assert WatchProbe(wait_s=0, stale_s=0).run(tmp_path).state is BuildState.RED
 
 
-@needs_inotify
 def test_kill_9_of_the_wrapper_stops_dune_and_reads_as_no_watcher(watched) -> None:
     ws, proc = watched
     status = _await_state(ws, "green")
@@ -256,7 +246,6 @@ def test_foreign_dune_watch_is_found_in_proc(tmp_path: Path) -> None:
     assert foreign_dune_watch(ws, proc_root) is None
 
 
-@needs_inotify
 def test_dune_probe_will_not_fight_a_plain_dune_watch(tmp_path: Path) -> None:
     ws = write_project(tmp_path / "ws", {})
     probe = choose_probe(ws)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from bactrian.ces.sandbox import NoSandbox, RunResult, get_sandbox, prepare_tree
 from bactrian.errors import UnknownNameError
 
 from .conftest import sandbox_processes
-
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 
 LIMITS = Limits(cpu_s=20, wall_s=20, memory_mb=512, max_procs=32, output_bytes=4096, max_file_mb=8)
 

@@ -130,7 +130,6 @@ def test_git_base_exports_a_revision_without_touching_the_repo(tmp_path: Path) -
         tree.resolve(BaseSpec(str(repo), rev="no-such-rev"))
 
 
-@pytest.mark.skipif(shutil.which("hg") is None, reason="Mercurial not installed")
 def test_hg_base_exports_a_revision(tmp_path: Path) -> None:
     repo = tmp_path / "hgrepo"
     repo.mkdir()

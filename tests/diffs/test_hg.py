@@ -3,15 +3,12 @@ dated headers, and ``hg diff --git``) apply to give the next revision exactly.""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from bactrian.diffs import apply_patch, parse_patch
-
-pytestmark = pytest.mark.skipif(shutil.which("hg") is None, reason="Mercurial not installed")
 
 
 def hg(repo: Path, *args: str) -> str:

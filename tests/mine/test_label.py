@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-
-import pytest
 
 from bactrian.mine.config import MineConfig
 from bactrian.mine.label import label_examples
 from bactrian.mine.vcs import mine_history
 from tests.mine.repos import sh
-
-pytestmark = pytest.mark.skipif(shutil.which("dune") is None, reason="dune is not installed")
 
 
 def test_parts_of_a_dune_repo_are_labelled_by_real_builds(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ when built directly with dune (independently of the snapshotter)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,8 +11,6 @@ import pytest
 
 from bactrian.sample import SESSION, copy_workspace
 from bactrian.sample.replay import play
-
-pytestmark = pytest.mark.skipif(shutil.which("dune") is None, reason="dune is not installed")
 
 
 def dune_build(ws: Path) -> subprocess.CompletedProcess[str]:

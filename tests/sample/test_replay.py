@@ -20,8 +20,6 @@ from bactrian.sample import EXPECTED_EPISODES, SESSION, read_tree, replay, works
 from bactrian.sample.replay import check_speed, play
 from bactrian.snapshot import Snapshot, SnapshotConfig, open_store
 
-needs_dune = pytest.mark.skipif(shutil.which("dune") is None, reason="dune is not installed")
-
 START = 1_700_000_000.0
 
 
@@ -49,7 +47,6 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replayed]:
         yield Replayed(dest.resolve(), config, snaps, lines)
 
 
-@needs_dune
 def test_timeline_states_match_the_script(replayed: Replayed) -> None:
     states = [s.build.state.value for s in replayed.snaps]
     assert states == SESSION.expected_states()
@@ -64,7 +61,6 @@ def test_timeline_states_match_the_script(replayed: Replayed) -> None:
     assert [s.time for s in timeline] == [START + step.at_s for step in SESSION]
 
 
-@needs_dune
 def test_red_snapshots_carry_real_compiler_diagnostics(replayed: Replayed) -> None:
     snaps = replayed.snaps
     typo = snaps[2].build
@@ -78,7 +74,6 @@ def test_red_snapshots_carry_real_compiler_diagnostics(replayed: Replayed) -> No
         assert s.build.exit_code == (0 if s.build.state.value == "green" else 1)
 
 
-@needs_dune
 def test_progress_prints_one_line_per_snapshot(replayed: Replayed) -> None:
     assert len(replayed.lines) == len(SESSION)
     assert replayed.lines[0].startswith("#1 ") and "green" in replayed.lines[0]
@@ -87,7 +82,6 @@ def test_progress_prints_one_line_per_snapshot(replayed: Replayed) -> None:
     )
 
 
-@needs_dune
 def test_workspace_holds_exactly_the_scripted_tree_plus_the_build_dir(replayed: Replayed) -> None:
     final = SESSION.trees(read_tree(workspace_path()))[-1]
     assert read_tree(replayed.dest) == final
@@ -95,7 +89,6 @@ def test_workspace_holds_exactly_the_scripted_tree_plus_the_build_dir(replayed: 
     assert extra == {"_build"}
 
 
-@needs_dune
 def test_expected_episodes_match_the_recorded_diffs(replayed: Replayed) -> None:
     store = open_store(replayed.dest, replayed.config)
     try:
@@ -110,7 +103,6 @@ def test_expected_episodes_match_the_recorded_diffs(replayed: Replayed) -> None:
         store.close()
 
 
-@needs_dune
 def test_replaying_onto_a_recorded_path_is_refused(replayed: Replayed) -> None:
     with pytest.raises(WorkspaceError, match="already recorded"):
         replay(replayed.dest, speed=math.inf, config=replayed.config)
@@ -154,7 +146,6 @@ def test_cli_session_and_copy(tmp_path: Path) -> None:
     assert again.exit_code == 1 and "not empty" in again.output
 
 
-@needs_dune
 @pytest.mark.slow
 def test_cli_replay_json_then_snapshot_list(tmp_path: Path) -> None:
     runner = CliRunner()
