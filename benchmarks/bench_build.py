@@ -34,9 +34,9 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks._ocaml_gen import generate  # noqa: E402
 
-from bactrian.build.diagnostics import parse_ocaml  # noqa: E402
-from bactrian.build.probe import BuildConfig, choose_probe  # noqa: E402
-from bactrian.build.watch import WatchProbe, read_status, watcher_alive  # noqa: E402
+from bactrian.buildstatus.diagnostics import parse_ocaml  # noqa: E402
+from bactrian.buildstatus.probe import BuildConfig, choose_probe  # noqa: E402
+from bactrian.buildstatus.watch import WatchProbe, read_status, watcher_alive  # noqa: E402
 
 RED_LOG = """File "src/m001.ml", line 12, characters 4-19:
 12 | let x = undefined_thing 3
@@ -102,7 +102,7 @@ def run(modules: int, rounds: int) -> dict[str, float]:
         wws = tmp / "wws"
         shutil.copytree(ws, wws, ignore=shutil.ignore_patterns("_build"))
         wrapper = subprocess.Popen(
-            [sys.executable, "-m", "bactrian.build.cli", "watch", "-C", str(wws)],
+            [sys.executable, "-m", "bactrian.buildstatus.cli", "watch", "-C", str(wws)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

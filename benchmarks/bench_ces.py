@@ -43,8 +43,8 @@ from _ocaml_gen import generate, make_diffs  # noqa: E402
 
 from bactrian.ces.adapters import get_adapter  # noqa: E402
 from bactrian.ces.config import CESConfig  # noqa: E402
+from bactrian.ces.contract import STAGES, BaseSpec, Job, Verdict  # noqa: E402
 from bactrian.ces.local import LocalBackend  # noqa: E402
-from bactrian.ces.types import STAGES, BaseSpec, Job, Verdict  # noqa: E402
 
 DOCS = HERE.parent / "docs" / "benchmarks.md"
 SECTION = "## Code Evaluation Service"

@@ -22,11 +22,11 @@ from bactrian.errors import BactrianError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "snapshot": ("bactrian.snapshot.cli", "group", "Record workspace snapshots and build status."),
     "sample": ("bactrian.sample.cli", "group", "The bundled OCaml sample workspace and session."),
-    "build": ("bactrian.build.cli", "group", "Build probes and compiler diagnostics."),
+    "build": ("bactrian.buildstatus.cli", "group", "Build probes and compiler diagnostics."),
     "diffs": ("bactrian.diffs.cli", "group", "Check and apply multi-file diffs."),
     "mine": ("bactrian.mine.cli", "mine", "Mine examples from snapshot timelines or VCS history."),
     "describe": ("bactrian.mine.cli", "describe", "Describe mined diffs as editor prompts."),
-    "dataset": ("bactrian.mine.cli", "dataset", "Build, inspect and export datasets."),
+    "dataset": ("bactrian.dataset.cli", "dataset", "Build, inspect and export datasets."),
     "ces": ("bactrian.ces.cli", "group", "Code Evaluation Service: judge diffs stage by stage."),
     "demo": ("bactrian.demo", "demo", "Run the main job on the bundled sample."),
 }

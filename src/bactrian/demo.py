@@ -125,8 +125,8 @@ def _judge_gold(examples: list[Any], bases_dir: Path, echo: Echo) -> tuple[int, 
     by definition, so bases are not required to be green; the verdict must be."""
     from bactrian.ces.api import get_backend, shutdown
     from bactrian.ces.config import CESConfig
-    from bactrian.ces.types import BaseSpec, Job
-    from bactrian.mine.dataset import materialize_base
+    from bactrian.ces.contract import BaseSpec, Job
+    from bactrian.dataset.splits import materialize_base
 
     jobs = []
     for ex in examples:

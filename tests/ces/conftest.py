@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bactrian.ces.config import CESConfig
+from bactrian.ces.contract import BaseSpec, Job, Verdict
 from bactrian.ces.local import LocalBackend
-from bactrian.ces.types import BaseSpec, Job, Verdict
 
 from .project import write_project
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bactrian.ces.types import Verdict
+from bactrian.ces.contract import Verdict
 
 from .conftest import Pool, needs_root, sandbox_processes
 from .project import FILES, append, edit, new_file, udiff

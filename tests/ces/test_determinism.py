@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bactrian.ces.types import BaseSpec, Job
+from bactrian.ces.contract import BaseSpec, Job
 
 from .conftest import Pool
 from .project import append, edit

@@ -14,9 +14,9 @@ import httpx
 import pytest
 import uvicorn
 
+from bactrian.ces.contract import STAGES, BaseSpec, Job, StageResult, Verdict
 from bactrian.ces.http import CESClient, create_app
 from bactrian.ces.metrics import parse_samples, sample
-from bactrian.ces.types import STAGES, BaseSpec, Job, StageResult, Verdict
 from bactrian.errors import BaseNotGreenError, CESError
 
 TOKEN = "s3cret-token"

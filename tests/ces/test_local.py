@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bactrian.ces.config import CESConfig
+from bactrian.ces.contract import BaseSpec, Job
 from bactrian.ces.local import LocalBackend, disk_bases
-from bactrian.ces.types import BaseSpec, Job
 from bactrian.ces.worker import Worker
 from bactrian.errors import ConfigError
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bactrian.ces.config import CESConfig
-from bactrian.ces.types import BACKENDS, BaseSpec, Job
+from bactrian.ces.contract import BACKENDS, BaseSpec, Job
 
 from .project import write_project
 from .test_verdicts import FAILING_TEST, GREEN, LINK, PARSE, TYPE

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bactrian.ces.config import CESConfig
+from bactrian.ces.contract import BACKENDS, CESBackend
 from bactrian.ces.ray_backend import RayBackend, RayConfig
-from bactrian.ces.types import BACKENDS, CESBackend
 from bactrian.errors import ConfigError
 
 

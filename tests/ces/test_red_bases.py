@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bactrian.ces.contract import BaseSpec, Job
 from bactrian.ces.local import LocalBackend
-from bactrian.ces.types import BaseSpec, Job
 from bactrian.errors import BaseNotGreenError
 
 from .conftest import small_config

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bactrian.ces import tree
-from bactrian.ces.types import BaseSpec
+from bactrian.ces.contract import BaseSpec
 from bactrian.errors import CESError
 
 names = st.sampled_from(["a.ml", "b.mli", "dune", "sub/c.ml", "sub/deep/d.ml", "new.ml", "x"])

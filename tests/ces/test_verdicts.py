@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bactrian.ces.config import CESConfig
-from bactrian.ces.types import BaseSpec, Job, Verdict
+from bactrian.ces.contract import BaseSpec, Job, Verdict
 from bactrian.ces.worker import compute_reward
 
 from .conftest import Pool

@@ -3,8 +3,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bactrian.mine.apply import apply_to_map
-from bactrian.mine.split import split_change
+from bactrian.mine.filemap import apply_to_map
+from bactrian.mine.parts import split_change
 from bactrian.mine.textdiff import diff_stats, render
 
 lines = st.lists(

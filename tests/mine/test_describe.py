@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from bactrian.dataset.example import Example
 from bactrian.mine.describe import (
     DESCRIBERS,
     DeterministicDescriber,
@@ -10,7 +11,6 @@ from bactrian.mine.describe import (
     describe_examples,
     make_describer,
 )
-from bactrian.mine.example import Example
 from bactrian.mine.prompts import leaks, prompt_problems
 from bactrian.mine.textdiff import render
 from bactrian.models import ModelConfig, OpenAICompatibleBackend

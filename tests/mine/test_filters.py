@@ -3,8 +3,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bactrian.dataset.example import Example
 from bactrian.mine.config import MineConfig
-from bactrian.mine.example import Example
 from bactrian.mine.filters import MiningReport, apply_filters, strip_ocaml_comments
 from bactrian.mine.textdiff import normalised_hash, render
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bactrian.dataset.splits import materialize_base
+from bactrian.dataset.store import ExampleDB
 from bactrian.mine.config import MineConfig
-from bactrian.mine.dataset import materialize_base
-from bactrian.mine.db import ExampleDB
 from bactrian.mine.mining import mine_workspaces
 from bactrian.mine.textdiff import split_files
 from bactrian.mine.timeline import mine_store

@@ -1,6 +1,6 @@
 """Code Evaluation Service: pre-warmed builds judge diffs stage by stage, sandboxed.
 
-- :mod:`bactrian.ces.types` — the contract: ``BaseSpec``, ``Job``, ``StageResult``, ``Verdict``,
+- :mod:`bactrian.ces.contract` — the contract: ``BaseSpec``, ``Job``, ``StageResult``, ``Verdict``,
   the ``CESBackend`` protocol and the ``BACKENDS`` registry.
 - :mod:`bactrian.ces.config` — ``CESConfig`` (``[ces]``): workers, limits, timeouts, rewards.
 - :mod:`bactrian.ces.api` — ``evaluate``, ``evaluate_async``, ``reward_function``.

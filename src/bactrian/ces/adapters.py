@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from bactrian.build.diagnostics import parse_ocaml as build_parse_ocaml
+from bactrian.buildstatus.diagnostics import parse_ocaml as build_parse_ocaml
 from bactrian.registry import Registry
 from bactrian.types import Diagnostic
 
@@ -57,7 +57,7 @@ def alcotest_summary(output: str) -> dict[str, int] | None:
 
 
 def parse_ocaml(text: str) -> list[Diagnostic]:
-    """OCaml diagnostics (``bactrian.build.diagnostics``)."""
+    """OCaml diagnostics (``bactrian.buildstatus.diagnostics``)."""
     return build_parse_ocaml(text)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bactrian.ces.config import CESConfig
-from bactrian.ces.types import BACKENDS, BaseSpec, CESBackend, Job, Verdict
+from bactrian.ces.contract import BACKENDS, BaseSpec, CESBackend, Job, Verdict
 from bactrian.diffs import extract_changes
 from bactrian.errors import DiffError
 

@@ -12,12 +12,12 @@ from typing import Any
 import click
 
 from bactrian.ces.config import CESConfig
-from bactrian.ces.types import BaseSpec, Verdict
+from bactrian.ces.contract import BaseSpec, Verdict
 from bactrian.errors import ConfigError
 
 
 def _stages(pairs: tuple[str, ...]) -> dict[str, str]:
-    from bactrian.ces.types import STAGES
+    from bactrian.ces.contract import STAGES
 
     out: dict[str, str] = {}
     for pair in pairs:

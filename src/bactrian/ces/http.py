@@ -1,4 +1,4 @@
-"""The CES over HTTP: a FastAPI app around any :class:`~bactrian.ces.types.CESBackend`, the
+"""The CES over HTTP: a FastAPI app around any :class:`~bactrian.ces.contract.CESBackend`, the
 uvicorn entry point behind ``bactrian ces serve``, and :class:`CESClient`, its httpx client.
 
 Routes (JSON unless noted; all but ``/healthz`` need ``Authorization: Bearer <token>`` when the
@@ -48,8 +48,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from bactrian.ces.config import CESConfig
+from bactrian.ces.contract import BACKENDS, BaseSpec, CESBackend, Job, Verdict
 from bactrian.ces.metrics import CONTENT_TYPE, CESMetrics
-from bactrian.ces.types import BACKENDS, BaseSpec, CESBackend, Job, Verdict
 from bactrian.errors import BactrianError, BaseNotGreenError, CESError
 
 log = logging.getLogger(__name__)

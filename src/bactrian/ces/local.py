@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from bactrian.ces import tree
 from bactrian.ces.config import CESConfig
-from bactrian.ces.types import BACKENDS, STAGES, BaseSpec, Job, StageResult, Verdict
+from bactrian.ces.contract import BACKENDS, STAGES, BaseSpec, Job, StageResult, Verdict
 from bactrian.ces.worker import Worker
 
 
@@ -42,7 +42,7 @@ class _BasePool:
 
 
 class LocalBackend:
-    """:class:`~bactrian.ces.types.CESBackend` on this machine."""
+    """:class:`~bactrian.ces.contract.CESBackend` on this machine."""
 
     name = "local"
 

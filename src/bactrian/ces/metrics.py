@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bactrian.ces.types import STAGES, Verdict
+from bactrian.ces.contract import STAGES, Verdict
 
 log = logging.getLogger(__name__)
 

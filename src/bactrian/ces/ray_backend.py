@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bactrian.ces.config import CESConfig
-from bactrian.ces.types import BACKENDS, BaseSpec, Job, Verdict
+from bactrian.ces.contract import BACKENDS, BaseSpec, Job, Verdict
 from bactrian.config import load_section
 from bactrian.errors import CESError
 
@@ -121,7 +121,7 @@ def _resolve(base: BaseSpec) -> BaseSpec:
 
 
 class RayBackend:
-    """:class:`~bactrian.ces.types.CESBackend` running workers as Ray actors."""
+    """:class:`~bactrian.ces.contract.CESBackend` running workers as Ray actors."""
 
     name = "ray"
 

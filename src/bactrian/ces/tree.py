@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 from bactrian import vcs
-from bactrian.ces.types import BaseSpec
+from bactrian.ces.contract import BaseSpec
 from bactrian.errors import CESError, WorkspaceError
 
 BUILD_DIRS = frozenset({"_build", "_opam"})

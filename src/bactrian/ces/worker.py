@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from bactrian.ces.adapters import Adapter, get_adapter
-from bactrian.ces.apply import apply_diff
+from bactrian.ces.apply_stage import apply_diff
 from bactrian.ces.config import CESConfig
+from bactrian.ces.contract import STAGES, BaseSpec, Job, StageResult, Verdict
 from bactrian.ces.sandbox import RunResult, Sandbox, get_sandbox, prepare_tree, sandbox_uid
 from bactrian.ces.tree import Entry, copy_tree, manifest, restore, tree_hash
-from bactrian.ces.types import STAGES, BaseSpec, Job, StageResult, Verdict
 from bactrian.errors import BaseNotGreenError, CESError
 from bactrian.types import Diagnostic
 

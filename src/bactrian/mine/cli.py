@@ -1,5 +1,5 @@
-"""``bactrian mine``, ``bactrian describe`` and ``bactrian dataset …``: thin click adapters over
-:mod:`bactrian.mine.mining`, :mod:`bactrian.mine.describe` and :mod:`bactrian.mine.dataset`."""
+"""``bactrian mine`` and ``bactrian describe``: thin click adapters over
+:mod:`bactrian.mine.mining` and :mod:`bactrian.mine.describe`."""
 
 from __future__ import annotations
 
@@ -74,8 +74,8 @@ def mine(
     """Mine (context, prompt, diff) examples from the snapshot timelines of WORKSPACES, or from
     VCS history with --from-vcs REPO --range RANGE. Examples are filtered, deduplicated,
     described and added to the examples database (see `bactrian dataset build`)."""
+    from bactrian.dataset.store import ExampleDB
     from bactrian.mine.config import load_mine_config
-    from bactrian.mine.db import ExampleDB
     from bactrian.mine.mining import mine_vcs, mine_workspaces
 
     cfg = load_mine_config(max_changed_lines=max_lines, max_files=max_files, describer=describer)
@@ -143,7 +143,7 @@ def describe(
     """(Re)write the description and editor-style prompt of every mined example, with a model
     (two steps: detailed description, then a short prompt; filtered and leak-checked) or
     deterministically from the diagnostics and the diff."""
-    from bactrian.mine.db import ExampleDB
+    from bactrian.dataset.store import ExampleDB
     from bactrian.mine.describe import describe_examples, make_describer
     from bactrian.models import load_model_config
 
@@ -162,89 +162,3 @@ def describe(
         click.echo(f"described {counts['described']} examples with {d.name}: {counts['by_source']}")
         if counts["rejected"]:
             click.echo(f"model prompts rejected (fell back): {counts['rejected']}")
-
-
-@click.group()
-def dataset() -> None:
-    """Build, inspect and export datasets of mined examples."""
-
-
-@dataset.command("build")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Directory to write the dataset into.",
-)
-@click.option("--heldout-fraction", type=float, help="Latest share of examples held out.")
-@click.option("--rl-fraction", type=float, help="Share before the held-out period kept for RL.")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def build_cmd(
-    out: Path, heldout_fraction: float | None, rl_fraction: float | None, as_json: bool
-) -> None:
-    """Build a dataset from everything mined so far: leakage-safe train/rl/heldout splits,
-    JSONL files and a manifest recording the split rule."""
-    from bactrian.mine.dataset import build_dataset, load_dataset_config
-    from bactrian.mine.db import ExampleDB
-
-    cfg = load_dataset_config(heldout_fraction=heldout_fraction, rl_fraction=rl_fraction)
-    with ExampleDB() as db:
-        manifest = build_dataset(out, db.all(), cfg, mining_reports=db.reports())
-    if as_json:
-        _echo_json(manifest)
-    else:
-        click.echo(f"{manifest['examples']} examples in {out}: {manifest['counts']['by_split']}")
-
-
-@dataset.command("stats")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def stats_cmd(path: Path, as_json: bool) -> None:
-    """Counts per kind, split and filter of the dataset in PATH."""
-    from bactrian.mine.dataset import dataset_stats
-
-    st = dataset_stats(path)
-    if as_json:
-        _echo_json(st)
-        return
-    click.echo(f"examples: {st['examples']}")
-    click.echo("by split: " + ", ".join(f"{k} {v}" for k, v in sorted(st["by_split"].items())))
-    click.echo("by kind:  " + ", ".join(f"{k} {v}" for k, v in sorted(st["by_kind"].items())))
-    filt = ", ".join(f"{k} {v}" for k, v in sorted(st["filters"].items())) or "none"
-    click.echo(f"filtered: {filt}")
-
-
-@dataset.command("export")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["jsonl", "parquet", "chat", "completion"]),
-    default="jsonl",
-    show_default=True,
-    help="Output format.",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory (default PATH/export/FORMAT).",
-)
-def export_cmd(path: Path, fmt: str, out: Path | None) -> None:
-    """Export the dataset in PATH per split: JSONL, Hugging Face Parquet, chat messages or
-    prompt/completion pairs."""
-    from bactrian.mine.dataset import export_dataset
-
-    for f in export_dataset(path, fmt, out):
-        click.echo(str(f))
-
-
-@dataset.command("show")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("example_id")
-@click.option("--chat", is_flag=True, help="Show it rendered as chat messages.")
-def show_cmd(path: Path, example_id: str, chat: bool) -> None:
-    """Print one example (by id or id prefix) of the dataset in PATH as JSON."""
-    from bactrian.mine.dataset import render_chat, show_example
-
-    ex = show_example(path, example_id)
-    _echo_json(render_chat(ex) if chat else ex.to_dict())

@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bactrian.dataset.example import Example
 from bactrian.errors import ModelError
 from bactrian.mine.context import is_test_path
-from bactrian.mine.example import Example
+from bactrian.mine.parts import DEFINITION
 from bactrian.mine.prompts import instruction, leaks, prompt_problems
-from bactrian.mine.split import DEFINITION
 from bactrian.mine.textdiff import split_files
 from bactrian.models import ModelBackend, ModelConfig, load_model_config, make_backend
 from bactrian.registry import Registry

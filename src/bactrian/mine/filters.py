@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bactrian.dataset.example import Example
 from bactrian.mine.config import MineConfig
-from bactrian.mine.example import Example
 from bactrian.mine.textdiff import diff_stats, exact_hash, normalised_hash, split_files
 
 Filter = Callable[[Example, MineConfig], str | None]

@@ -11,13 +11,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bactrian.mine.apply import apply_to_dir
-from bactrian.mine.dataset import materialize_base
-from bactrian.mine.example import Example
+from bactrian.dataset.example import Example
+from bactrian.dataset.splits import materialize_base
+from bactrian.mine.filemap import apply_to_dir
 
 
 def make_probe(tree: Path, build_cmd: str | None = None, timeout_s: float = 300.0) -> Any:
-    from bactrian.build.probe import choose_probe
+    from bactrian.buildstatus.probe import choose_probe
 
     if build_cmd:
         return choose_probe(tree, probe="command", build_cmd=build_cmd, timeout_s=timeout_s)

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bactrian.dataset.example import Example
+from bactrian.dataset.store import ExampleDB
 from bactrian.errors import MiningError
 from bactrian.mine.config import MineConfig
-from bactrian.mine.db import ExampleDB
 from bactrian.mine.describe import Describer, describe_examples, make_describer
-from bactrian.mine.example import Example
 from bactrian.mine.filters import MiningReport, apply_filters
 
 
@@ -171,7 +171,7 @@ def mine_to_dataset(
     """Mine ``workspaces`` into the examples database, build a dataset from everything mined so
     far into ``out``, and return (the examples mined now, the dataset's stats) — the demo's
     step 3."""
-    from bactrian.mine.dataset import build_dataset, dataset_stats, load_dataset_config
+    from bactrian.dataset.splits import build_dataset, dataset_stats, load_dataset_config
 
     own = db is None
     db = db or ExampleDB()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from bactrian.mine.split import DEFINITION
+from bactrian.mine.parts import DEFINITION
 from bactrian.mine.textdiff import split_files
 
 IMPERATIVE = frozenset(

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from bactrian.dataset.example import Example
 from bactrian.mine.config import MineConfig
 from bactrian.mine.context import decode_files, relevant_files
 from bactrian.mine.episodes import Episode, EpisodeBounds, find_episodes
-from bactrian.mine.example import Example
 from bactrian.mine.textdiff import render
 
 

@@ -4,7 +4,7 @@ read commands (``git rev-list``/``cat-file``/``diff-tree``/``ls-tree``/``archive
 working-copy change.
 
 Each commit becomes a ``change`` example; a commit over the size limits is split into
-``vcs-part`` examples (:mod:`bactrian.mine.split`) whose base is the parent revision plus the
+``vcs-part`` examples (:mod:`bactrian.mine.parts`) whose base is the parent revision plus the
 earlier parts (``base["pre_diff"]``). Ids are derived from content, so the same history mined
 from git and from its Mercurial conversion gives the same example ids.
 """
@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Protocol
 
 from bactrian import vcs
+from bactrian.dataset.example import Example
 from bactrian.errors import MiningError
 from bactrian.mine.config import MineConfig
 from bactrian.mine.context import decode_files, relevant_files
-from bactrian.mine.example import Example
-from bactrian.mine.split import split_change
+from bactrian.mine.parts import split_change
 from bactrian.mine.textdiff import FileMap, render
 from bactrian.registry import Registry
 
@@ -306,7 +306,7 @@ def commit_examples(reader: VcsReader, commit: Commit, cfg: MineConfig) -> list[
 def _after_pre(ctx: FileMap, old: FileMap, new: FileMap, pre_diff: str, rel: list[str]) -> FileMap:
     """Context files as they are after the earlier parts (files the pre_diff touched take their
     intermediate content, reconstructed by applying the pre_diff)."""
-    from bactrian.mine.apply import apply_to_map
+    from bactrian.mine.filemap import apply_to_map
 
     touched = {p for p in rel if f"a/{p} b/{p}" in pre_diff}
     if not touched:

@@ -25,7 +25,7 @@ from bactrian.sample.session import SESSION
 from bactrian.sample.workspace import copy_workspace
 
 if TYPE_CHECKING:
-    from bactrian.build.probe import BuildProbe
+    from bactrian.buildstatus.probe import BuildProbe
     from bactrian.snapshot import Snapshot, SnapshotConfig
 
 DEFAULT_SPEED = 60.0
@@ -72,7 +72,7 @@ def play(
 def replay_probe(dest: Path, config: SnapshotConfig) -> BuildProbe:
     """The probe a replay records with: the config's ``build_cmd`` if set, else dune with
     ``@check @runtest``."""
-    from bactrian.build.probe import BuildConfig, choose_probe
+    from bactrian.buildstatus.probe import BuildConfig, choose_probe
 
     if config.build_cmd:
         return choose_probe(

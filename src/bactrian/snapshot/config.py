@@ -62,7 +62,7 @@ class SnapshotConfig:
     max_file_bytes: int = 1_000_000
     ignore: list[str] = field(default_factory=lambda: list(DEFAULT_IGNORE))
     secret_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_SECRET_PATTERNS))
-    probe: str = "auto"  # a name from bactrian.build.probe.PROBES, or "none"
+    probe: str = "auto"  # a name from bactrian.buildstatus.probe.PROBES, or "none"
     build_cmd: str | None = None  # overrides the probe with a command probe
     build_timeout_s: float = 300.0
     repack_every: int = 50  # pack loose objects (with deltas) after this many new snapshots

@@ -43,7 +43,7 @@ from bactrian.snapshot.trees import Built, Change, TreeCache, TreeFallback, buil
 from bactrian.types import BuildResult, BuildState
 
 if TYPE_CHECKING:
-    from bactrian.build.probe import BuildProbe
+    from bactrian.buildstatus.probe import BuildProbe
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def resolve_probe(workspace: Path, config: SnapshotConfig) -> BuildProbe:
     ``probe`` (``"none"`` → :class:`NullProbe`, no import of the build machinery)."""
     if config.build_cmd is None and config.probe == "none":
         return NullProbe()
-    from bactrian.build.probe import choose_probe
+    from bactrian.buildstatus.probe import choose_probe
 
     return choose_probe(
         workspace,

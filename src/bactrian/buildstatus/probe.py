@@ -10,7 +10,7 @@ A probe answers "does this workspace build?" with a :class:`bactrian.types.Build
 * ``dune`` — the command probe with dune's defaults (``dune build @check --root .
   --display quiet``); the targets are configurable (``@check @runtest`` makes failing tests red).
 * ``dune-watch`` — reads the status a ``bactrian build watch -- dune build -w`` wrapper keeps;
-  runs no build (see :mod:`bactrian.build.watch`).
+  runs no build (see :mod:`bactrian.buildstatus.watch`).
 * ``none`` — always ``unknown`` (nothing recognised in the workspace).
 
 :func:`choose_probe` picks one from the workspace and :class:`BuildConfig`.
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from bactrian.build.diagnostics import parse_diagnostics
+from bactrian.buildstatus.diagnostics import parse_diagnostics
 from bactrian.config import data_dir, load_section
 from bactrian.errors import BuildProbeError, ConfigError
 from bactrian.registry import Registry
@@ -64,7 +64,7 @@ class BuildConfig:
     dune_targets: str = "@check"  # e.g. "@check @runtest" to make failing tests red
     dune_args: str = "--root . --display quiet"
     dune_cache: str = "disabled"  # DUNE_CACHE for probe builds; "" = inherit the user's setting
-    language: str = "ocaml"  # diagnostics parser (bactrian.build.diagnostics.PARSERS)
+    language: str = "ocaml"  # diagnostics parser (bactrian.buildstatus.diagnostics.PARSERS)
     timeout_s: float = 300.0
     low_priority: bool = True  # nice -n 19 and ionice -c3 where available
     max_log_bytes: int = 200_000
@@ -430,7 +430,7 @@ class DuneProbe(CommandProbe):
     watch_stale_s: float = 3.0
 
     def run(self, workspace: Path, tree_id: str | None = None) -> BuildResult:
-        from bactrian.build.watch import WatchProbe, foreign_dune_watch, watcher_alive
+        from bactrian.buildstatus.watch import WatchProbe, foreign_dune_watch, watcher_alive
 
         if self.defer_to_watch and watcher_alive(workspace):
             return WatchProbe(self.watch_wait_s, self.watch_stale_s).run(workspace, tree_id)
@@ -504,7 +504,7 @@ def _dune_probe(config: BuildConfig, *, defer_to_watch: bool = False) -> BuildPr
 
 
 def _watch_probe(config: BuildConfig) -> BuildProbe:
-    from bactrian.build.watch import WatchProbe
+    from bactrian.buildstatus.watch import WatchProbe
 
     return WatchProbe(wait_s=config.watch_wait_s, stale_s=config.watch_stale_s)
 

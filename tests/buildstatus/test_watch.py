@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bactrian.build.probe import choose_probe
-from bactrian.build.watch import (
+from bactrian.buildstatus.probe import choose_probe
+from bactrian.buildstatus.watch import (
     WatchProbe,
     WatchStatus,
     WatchTracker,
@@ -78,7 +78,7 @@ def test_tracker_keeps_the_errors_of_the_last_build() -> None:
 def watched(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
     ws = write_project(tmp_path / "ws", {})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bactrian.build.cli", "watch", "-C", str(ws)],
+        [sys.executable, "-m", "bactrian.buildstatus.cli", "watch", "-C", str(ws)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -161,7 +161,7 @@ def test_second_watcher_on_one_workspace_refuses(watched) -> None:
     ws, _ = watched
     _await_state(ws, "green")
     second = subprocess.run(
-        [sys.executable, "-m", "bactrian.build.cli", "watch", "-C", str(ws)],
+        [sys.executable, "-m", "bactrian.buildstatus.cli", "watch", "-C", str(ws)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -284,7 +284,7 @@ def test_watch_refuses_display_modes_without_the_end_of_build_line(
 ) -> None:
     """Checked on dune 2.9.3: with --display short or quiet, watch mode never prints
     "Success, waiting for filesystem changes" even on a terminal."""
-    from bactrian.build.watch import run_watch
+    from bactrian.buildstatus.watch import run_watch
 
     with pytest.raises(BuildProbeError, match="drop the --display option"):
         run_watch(tmp_path, command)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bactrian.build.diagnostics import classify, parse_diagnostics, parse_ocaml
+from bactrian.buildstatus.diagnostics import classify, parse_diagnostics, parse_ocaml
 from bactrian.types import Diagnostic, Severity
 
 from .projects import run_dune, write_project
@@ -235,7 +235,7 @@ def test_failed_diff_action_under_runtest(tmp_path: Path) -> None:
 
 
 def test_dune_log_gives_the_same_diagnostics_as_the_terminal(tmp_path_factory) -> None:
-    from bactrian.build.diagnostics import parse_dune_log
+    from bactrian.buildstatus.diagnostics import parse_dune_log
 
     root = write_project(tmp_path_factory.mktemp("broken-log"), ERRORS)
     code, text = run_dune(root)

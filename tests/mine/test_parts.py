@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from bactrian.mine.apply import apply_to_map
-from bactrian.mine.split import plan_parts, split_change
+from bactrian.mine.filemap import apply_to_map
+from bactrian.mine.parts import plan_parts, split_change
 from bactrian.mine.textdiff import diff_stats
 
 FILL = "".join(f"let pad{i} = {i}\n" for i in range(8))

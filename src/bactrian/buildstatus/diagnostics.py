@@ -405,7 +405,7 @@ def parse_dune_log(text: str) -> list[Diagnostic]:
     """Diagnostics from dune's own ``_build/log`` (every command as ``$ (cd … && …)``, its
     output as ``> ``-prefixed lines, then ``[exit code]``): the command outputs are unwrapped
     and parsed with :func:`parse_ocaml`. Useful when the terminal output was lost; note that
-    the log alone does not say whether a build is finished (see :mod:`bactrian.build.watch`)."""
+    the log alone does not say whether a build is finished (see :mod:`bactrian.buildstatus.watch`)."""
     out: list[str] = []
     for line in _strip_ansi(text).splitlines():
         if line.startswith("> ") or line == ">":

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bactrian.build.diagnostics import (
+from bactrian.buildstatus.diagnostics import (
     PARSERS,
     classify,
     parse_diagnostics,
@@ -177,7 +177,7 @@ def test_unknown_language_names_the_choices() -> None:
 
 
 def test_continuation_lines_starting_with_dune_action_names_stay_in_the_message() -> None:
-    from bactrian.build.diagnostics import _ACTIONS
+    from bactrian.buildstatus.diagnostics import _ACTIONS
 
     for word in [*_ACTIONS, "refmt"]:
         d = Diagnostic("a.ml", 1, 0, 1, 0, Severity.ERROR, f"x\n{word} 0", "type")

@@ -1,4 +1,4 @@
-"""``bactrian build …``: thin click adapters over :mod:`bactrian.build`."""
+"""``bactrian build …``: thin click adapters over :mod:`bactrian.buildstatus`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import IO
 
 import click
 
-from bactrian.build.diagnostics import PARSERS, classify, parse_diagnostics
-from bactrian.build.probe import PROBES, choose_probe
-from bactrian.build.watch import DEFAULT_WATCH_COMMAND, run_watch
+from bactrian.buildstatus.diagnostics import PARSERS, classify, parse_diagnostics
+from bactrian.buildstatus.probe import PROBES, choose_probe
+from bactrian.buildstatus.watch import DEFAULT_WATCH_COMMAND, run_watch
 
 
 @click.group(name="build")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bactrian.build import probe as probe_mod
-from bactrian.build.probe import (
+from bactrian.buildstatus import probe as probe_mod
+from bactrian.buildstatus.probe import (
     BuildConfig,
     CommandProbe,
     DuneProbe,

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bactrian.config import data_dir
+from bactrian.dataset.example import Example
 from bactrian.errors import MiningError
-from bactrian.mine.example import Example
 from bactrian.mine.textdiff import exact_hash, normalised_hash
 
 SCHEMA = """

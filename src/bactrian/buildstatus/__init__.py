@@ -1,12 +1,12 @@
 """Build probes (one Protocol, named implementations) and compiler diagnostics parsers.
 
-from bactrian.build import choose_probe, parse_ocaml, classify
+from bactrian.buildstatus import choose_probe, parse_ocaml, classify
 probe = choose_probe(workspace)            # dune / command / dune-watch / none
 result = probe.run(workspace, tree_id)     # BuildResult: state, diagnostics, log, …
 """
 
-from bactrian.build.diagnostics import PARSERS, classify, parse_diagnostics, parse_ocaml
-from bactrian.build.probe import (
+from bactrian.buildstatus.diagnostics import PARSERS, classify, parse_diagnostics, parse_ocaml
+from bactrian.buildstatus.probe import (
     PROBES,
     BuildConfig,
     BuildProbe,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from bactrian.build.cli import group
+from bactrian.buildstatus.cli import group
 
 from .projects import write_project
 

@@ -46,8 +46,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from bactrian.build.diagnostics import parse_ocaml
-from bactrian.build.probe import bound_log, workspace_key
+from bactrian.buildstatus.diagnostics import parse_ocaml
+from bactrian.buildstatus.probe import bound_log, workspace_key
 from bactrian.config import data_dir
 from bactrian.errors import BuildProbeError
 from bactrian.types import BuildResult, BuildState, Diagnostic

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bactrian.config import load_section
+from bactrian.dataset.example import SCHEMA_VERSION, Example
 from bactrian.errors import MiningError
-from bactrian.mine.apply import apply_to_dir
-from bactrian.mine.example import SCHEMA_VERSION, Example
+from bactrian.mine.filemap import apply_to_dir
 from bactrian.mine.textdiff import normalised_hash
 
 SPLITS = ("train", "rl", "heldout")

@@ -8,10 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bactrian.errors import MiningError
-from bactrian.mine.apply import apply_to_dir
-from bactrian.mine.config import MineConfig
-from bactrian.mine.dataset import (
+from bactrian.dataset.example import Example
+from bactrian.dataset.splits import (
     DatasetConfig,
     assign_splits,
     build_dataset,
@@ -23,8 +21,10 @@ from bactrian.mine.dataset import (
     render_completion,
     show_example,
 )
-from bactrian.mine.db import ExampleDB
-from bactrian.mine.example import Example
+from bactrian.dataset.store import ExampleDB
+from bactrian.errors import MiningError
+from bactrian.mine.config import MineConfig
+from bactrian.mine.filemap import apply_to_dir
 from bactrian.mine.mining import mine_vcs
 from bactrian.mine.textdiff import normalised_hash, render
 from tests.mine.repos import make_git
