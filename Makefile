@@ -36,7 +36,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml | apt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[all]'
 	@touch $(STAMP)
 
 demo: setup

@@ -6,6 +6,7 @@ one-line error and a non-zero exit status at its edge; library code never calls 
     BactrianError
     ├── ConfigError                 bad config file, environment variable or option value
     │   └── UnknownNameError        a registry name that does not exist ("Did you mean …")
+    ├── MissingExtraError           an optional extra (bactrian[ray], [serve], [data]) is missing
     ├── WorkspaceError              a workspace that is missing, unreadable or not a directory
     ├── StoreError                  the snapshot store cannot be opened, written or read
     │   ├── StoreLockedError        another daemon already records this workspace
@@ -35,6 +36,10 @@ class ConfigError(BactrianError):
 
 class UnknownNameError(ConfigError):
     """A name looked up in a registry does not exist."""
+
+
+class MissingExtraError(BactrianError):
+    """An optional dependency is not installed; the message names the extra to install."""
 
 
 class WorkspaceError(BactrianError):

@@ -14,6 +14,7 @@ import click
 from bactrian.ces.config import CESConfig
 from bactrian.ces.contract import BaseSpec, Verdict
 from bactrian.errors import ConfigError
+from bactrian.extras import require
 
 
 def _stages(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -235,6 +236,8 @@ def serve(
 ) -> None:
     """Serve the CES over HTTP: POST /v1/batches, GET /v1/batches/ID, POST /v1/evaluate,
     GET /healthz, GET /metrics (Prometheus). Runs until interrupted."""
+    for module in ("fastapi", "uvicorn", "prometheus_client"):
+        require(module, "serve", what="bactrian ces serve")
     from bactrian.ces.http import serve as run_server
     from bactrian.ces.http import token_from_env
 

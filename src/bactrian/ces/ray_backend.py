@@ -31,6 +31,7 @@ from bactrian.ces.config import CESConfig
 from bactrian.ces.contract import BACKENDS, BaseSpec, Job, Verdict
 from bactrian.config import load_section
 from bactrian.errors import CESError
+from bactrian.rayutil import connect, ray_module, shutdown
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,7 @@ class _TreeSource:
 
 
 def _node_id() -> str:
-    import ray
-
-    return str(ray.get_runtime_context().get_node_id())
+    return str(_ray().get_runtime_context().get_node_id())
 
 
 @dataclass
@@ -101,14 +100,7 @@ class _Pool:
 
 
 def _ray() -> Any:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
-        import ray
-    except ImportError as exc:  # pragma: no cover - ray is a dependency
-        raise CESError(
-            "The Ray backend needs the 'ray' package: pip install 'ray[default]'."
-        ) from exc
-    return ray
+    return ray_module()
 
 
 def _resolve(base: BaseSpec) -> BaseSpec:
@@ -158,26 +150,13 @@ class RayBackend:
         ray = _ray()
         if not ray.is_initialized():
             rc = self.ray_config
-            kwargs: dict[str, Any] = {
-                "namespace": rc.namespace,
-                "include_dashboard": False,
-                "log_to_driver": False,
-                "configure_logging": False,
-            }
-            if rc.address:
-                kwargs["address"] = rc.address
-            else:
-                kwargs["num_cpus"] = rc.num_cpus or self.config.resolved_workers()
-                kwargs["object_store_memory"] = rc.object_store_mb * 1024 * 1024
-            try:
-                ray.init(**kwargs)
-            except Exception as exc:
-                where = rc.address or "a new local Ray"
-                raise CESError(
-                    f"Cannot start or reach Ray ({where}): {exc}. Check --address (or "
-                    "BACTRIAN_CES_RAY_ADDRESS) and that `ray status` works there."
-                ) from exc
-            self._started_ray = True
+            ray, self._started_ray = connect(
+                address=rc.address,
+                num_cpus=rc.num_cpus or self.config.resolved_workers(),
+                object_store_mb=rc.object_store_mb,
+                namespace=rc.namespace,
+                error=CESError,
+            )
         if self._actor_cls is None:
             self._actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_WorkerActor)
         return ray
@@ -378,9 +357,8 @@ class RayBackend:
         if ray.is_initialized():
             for pool in pools:
                 self._close_pool(pool)
-            if self._started_ray:
-                ray.shutdown()
-                self._started_ray = False
+            shutdown(self._started_ray)
+            self._started_ray = False
 
 
 def _error(job: Job, worker: str, message: str) -> Verdict:

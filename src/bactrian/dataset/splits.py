@@ -26,6 +26,7 @@ from typing import Any
 from bactrian.config import load_section
 from bactrian.dataset.example import SCHEMA_VERSION, Example
 from bactrian.errors import MiningError
+from bactrian.extras import require
 from bactrian.mine.filemap import apply_to_dir
 from bactrian.mine.textdiff import normalised_hash
 
@@ -250,8 +251,7 @@ def export_dataset(path: Path, fmt: str, out: Path | None = None) -> list[Path]:
     for split in SPLITS:
         rows = [e for e in examples if e.split == split]
         if fmt == "parquet":
-            import datasets
-
+            datasets = require("datasets", "data", what="Parquet export")
             target = out / f"{split}.parquet"
             flat = [_flat(e) for e in rows]
             if not flat:

@@ -85,8 +85,7 @@ def _candidates_per_workspace(
         return [mine_workspace_candidates(ws, cfg, snapshot_config) for ws in workspaces]
     if executor != "ray":
         raise MiningError(f"Unknown mining executor {executor!r}. Available: local, ray.")
-    import ray
-
+    from bactrian.rayutil import session
     from bactrian.snapshot import load_config
 
     snapshot_config = snapshot_config or load_config()
@@ -94,16 +93,9 @@ def _candidates_per_workspace(
         snapshot_config = dataclasses.replace(
             snapshot_config, store_dir=snapshot_config.resolved_store_dir()
         )
-    started = False
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        started = True
-    try:
+    with session(error=MiningError) as ray:
         task = ray.remote(num_cpus=1)(mine_workspace_candidates)
         return list(ray.get([task.remote(ws, cfg, snapshot_config) for ws in workspaces]))
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def mine_workspaces(
