@@ -18,7 +18,6 @@ A probe answers "does this workspace build?" with a :class:`bactrian.types.Build
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import copy
 import dataclasses
@@ -29,18 +28,17 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from bactrian import proc
 from bactrian.buildstatus.diagnostics import parse_diagnostics
 from bactrian.config import data_dir, load_section
 from bactrian.errors import BuildProbeError, ConfigError
+from bactrian.proc import bound_log
 from bactrian.registry import Registry
 from bactrian.types import BuildResult, BuildState, Diagnostic
 
@@ -100,17 +98,6 @@ def workspace_key(workspace: Path) -> str:
     return hashlib.sha256(str(Path(workspace).resolve()).encode()).hexdigest()[:16]
 
 
-def bound_log(text: str, max_bytes: int) -> str:
-    """``text`` cut to about ``max_bytes`` (UTF-8), keeping its head and tail."""
-    data = text.encode("utf-8", "replace")
-    if max_bytes <= 0 or len(data) <= max_bytes:
-        return text
-    half = max_bytes // 2
-    head = data[:half].decode("utf-8", "ignore")
-    tail = data[-half:].decode("utf-8", "ignore")
-    return f"{head}\n[… bactrian: {len(data) - 2 * half} bytes of build log elided …]\n{tail}"
-
-
 @contextlib.contextmanager
 def workspace_lock(workspace: Path, wait_s: float) -> Iterator[bool]:
     """An exclusive ``flock`` for builds of ``workspace``, kept under ``data_dir()/locks``.
@@ -149,100 +136,6 @@ def workspace_lock(workspace: Path, wait_s: float) -> Iterator[bool]:
         os.close(fd)
 
 
-_PRIORITY_PREFIX: list[str] | None = None
-
-
-def priority_prefix() -> list[str]:
-    """``nice -n 19 ionice -c3`` (each where available and permitted)."""
-    global _PRIORITY_PREFIX
-    if _PRIORITY_PREFIX is None:
-        prefix: list[str] = []
-        nice = shutil.which("nice")
-        if nice:
-            prefix += [nice, "-n", "19"]
-        ionice = shutil.which("ionice")
-        if ionice:
-            try:
-                ok = subprocess.run([ionice, "-c3", "true"], capture_output=True, timeout=5)
-                if ok.returncode == 0:
-                    prefix += [ionice, "-c3"]
-            except (OSError, subprocess.SubprocessError):
-                pass
-        _PRIORITY_PREFIX = prefix
-    return list(_PRIORITY_PREFIX)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, then SIGKILL what is left."""
-    for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        # The leader is gone; members of its group may linger: kill those too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        return
-
-
-class _OutputReader:
-    """Reads a process's output on a thread, keeping at most ``cap`` bytes (head and tail)."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], cap: int) -> None:
-        self._stream = proc.stdout
-        self._half = max(cap // 2, 1)
-        self._head = bytearray()
-        self._tail: collections.deque[bytes] = collections.deque()
-        self._tail_len = 0
-        self._dropped = 0
-        self._notes: list[str] = []
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="build-output", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        assert self._stream is not None
-        fd = self._stream.fileno()
-        try:
-            while chunk := os.read(fd, 65536):
-                with self._lock:
-                    self._add(chunk)
-        except (OSError, ValueError):
-            pass
-
-    def _add(self, chunk: bytes) -> None:
-        room = self._half - len(self._head)
-        if room > 0:
-            self._head += chunk[:room]
-            chunk = chunk[room:]
-        if not chunk:
-            return
-        self._tail.append(chunk)
-        self._tail_len += len(chunk)
-        while self._tail_len - len(self._tail[0]) >= self._half:
-            old = self._tail.popleft()
-            self._tail_len -= len(old)
-            self._dropped += len(old)
-
-    def join(self, timeout: float) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def note(self, line: str) -> None:
-        self._notes.append(line)
-
-    def data(self) -> str:
-        with self._lock:
-            head = bytes(self._head).decode("utf-8", "replace")
-            tail = b"".join(self._tail).decode("utf-8", "replace")
-            dropped = self._dropped
-        mid = f"\n[… bactrian: {dropped} bytes of build output dropped …]\n" if dropped else ""
-        notes = "".join(f"\n{n}" for n in self._notes)
-        return head + mid + tail + notes
-
-
 # ---------------------------------------------------------------- command probe
 
 
@@ -271,7 +164,7 @@ class CommandProbe:
         base = (
             ["/bin/sh", "-c", self.command] if isinstance(self.command, str) else list(self.command)
         )
-        return (priority_prefix() if self.low_priority else []) + base
+        return (proc.priority_prefix() if self.low_priority else []) + base
 
     def _tool(self, output: str = "") -> str:
         # the shell names what it could not find: "sh: 1: foo: not found"
@@ -348,14 +241,13 @@ class CommandProbe:
         env.pop("INSIDE_DUNE", None)
         env.update(self.env)
         try:
-            proc = subprocess.Popen(
+            res = proc.run(
                 self._argv(),
                 cwd=workspace,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
                 env=env,
-                start_new_session=True,
+                timeout_s=self.timeout_s,
+                keep_bytes=self.max_output_bytes,
+                linger_s=OUTPUT_GRACE_S,
             )
         except FileNotFoundError:
             return self._missing(t0, "", None)
@@ -363,33 +255,22 @@ class CommandProbe:
             return self._result(
                 BuildState.UNKNOWN, t0, f"bactrian: cannot start the build: {exc}", None
             )
-        reader = _OutputReader(proc, self.max_output_bytes)
-        try:
-            proc.wait(timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            reader.join(OUTPUT_GRACE_S)
+        text = res.text(dropped="\n[… bactrian: {n} bytes of build output dropped …]\n")
+        if res.timed_out:
             msg = (
                 f"\nbactrian: build timed out after {self.timeout_s:g} s; its process group was "
                 "killed. Raise [build] timeout_s if the build is just slow."
             )
-            return self._result(BuildState.UNKNOWN, t0, reader.data() + msg, None)
-        except BaseException:
-            _kill_group(proc)
-            raise
-        if not reader.join(OUTPUT_GRACE_S):
-            # The build exited but something it started still holds its output open: stop any
-            # stragglers still in its process group and go on with what we have.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            if not reader.join(0.5):
-                reader.note(
-                    "bactrian: a process the build started kept its output open after the build "
-                    "exited; stopped reading it."
-                )
-        out = reader.data()
-        text = out
-        code = proc.returncode
+            return self._result(BuildState.UNKNOWN, t0, text + msg, None)
+        if res.lingering:
+            text += (
+                "\nbactrian: a process the build started kept its output open after the build "
+                "exited; stopped reading it."
+            )
+        code = res.returncode
+        if code is None:
+            msg = "\nbactrian: the build did not exit after being killed; state unknown."
+            return self._result(BuildState.UNKNOWN, t0, text + msg, None)
         if code in (126, 127):
             return self._missing(t0, text, code)
         if code < 0:

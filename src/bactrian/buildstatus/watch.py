@@ -47,9 +47,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from bactrian.buildstatus.diagnostics import parse_ocaml
-from bactrian.buildstatus.probe import bound_log, workspace_key
+from bactrian.buildstatus.probe import workspace_key
 from bactrian.config import data_dir
 from bactrian.errors import BuildProbeError
+from bactrian.proc import bound_log
 from bactrian.types import BuildResult, BuildState, Diagnostic
 
 DEFAULT_WATCH_COMMAND = ("dune", "build", "-w", "@check", "--root", ".")

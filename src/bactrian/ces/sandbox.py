@@ -21,20 +21,16 @@ warning: only for trusted diffs or hosts without bubblewrap.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import select
 import shutil
-import signal
-import subprocess
-import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from bactrian import proc
 from bactrian.ces.config import Limits
 from bactrian.errors import SandboxError
 from bactrian.registry import Registry
@@ -43,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SANDBOX_TREE = "/ces/tree"  # where the worker tree appears inside the sandbox
 HARD_OUTPUT_FACTOR = 256  # kill a stage that prints more than this × the kept output
+KILL_GRACE_S = 1.0  # SIGTERM, then SIGKILL after this long (bactrian.proc.kill_group)
 
 
 @dataclass
@@ -131,108 +128,54 @@ def _execute(
     """Run argv in its own process group; cap output; kill the whole group on timeout, on an
     output flood, or when the tree's file system loses more than ``max_disk_mb`` (a watchdog
     on free space: RLIMIT_FSIZE bounds one file, this bounds many)."""
-    start = time.monotonic()
     disk_budget = limits.max_disk_mb * 1024 * 1024
     disk = disk or cwd
     free_at_start = _free_bytes(disk)
-    next_disk_check = start + 0.2
-    disk_full = False
+
+    def disk_watchdog() -> str | None:
+        if free_at_start and free_at_start - _free_bytes(disk) > disk_budget:
+            return "disk-limit"
+        return None
+
     keep = max(1024, limits.output_bytes)
     hard = keep * HARD_OUTPUT_FACTOR
-    head = bytearray()
-    tail = bytearray()
-    total = 0
-    timed_out = flooded = False
-    proc = subprocess.Popen(
-        list(argv),
-        cwd=str(cwd),
+    res = proc.run(
+        argv,
+        cwd=cwd,
         env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        timeout_s=limits.wall_s,
+        keep_bytes=keep,
+        hard_output_bytes=hard,
+        watchdog=disk_watchdog,
+        grace_s=KILL_GRACE_S,
+        linger_s=0.5,
     )
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    deadline = start + limits.wall_s
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            now = time.monotonic()
-            if now >= next_disk_check:
-                next_disk_check = now + 0.2
-                if free_at_start and free_at_start - _free_bytes(disk) > disk_budget:
-                    disk_full = True
-                    break
-            ready, _, _ = select.select([fd], [], [], min(remaining, 0.2))
-            if not ready:
-                if proc.poll() is not None:
-                    # the child is gone but something in its session may hold the pipe
-                    break
-                continue
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            total += len(chunk)
-            if len(head) < keep // 2:
-                room = keep // 2 - len(head)
-                head += chunk[:room]
-                chunk = chunk[room:]
-            if chunk:
-                tail += chunk
-                if len(tail) > keep // 2:
-                    del tail[: len(tail) - keep // 2]
-            if total > hard:
-                flooded = True
-                break
-    finally:
-        if timed_out or flooded or disk_full or proc.poll() is None:
-            _kill_group(proc)
-        proc.stdout.close()
-    try:
-        code = proc.wait(timeout=5 if not (timed_out or flooded or disk_full) else 10)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        code = proc.wait()
-    duration = time.monotonic() - start
-    truncated = total > len(head) + len(tail)
-    text = head.decode("utf-8", "replace")
-    if truncated:
-        text += f"\n[... {total - len(head) - len(tail)} bytes of output dropped ...]\n"
-    text += tail.decode("utf-8", "replace")
+    text = res.text(dropped="\n[... {n} bytes of output dropped ...]\n")
     flags: list[str] = []
-    if truncated:
+    if res.truncated:
         flags.append("output-truncated")
-    killed = timed_out or flooded or disk_full
+    code = res.returncode
     sig = -code if code is not None and code < 0 else None
-    if timed_out:
+    if res.timed_out:
         flags.append("timeout")
         text += f"\n[bactrian: killed after the {limits.wall_s:g} s wall-clock limit]\n"
-    if flooded:
+    if res.killed == "output":
         text += f"\n[bactrian: killed after printing more than {hard} bytes]\n"
-    if disk_full:
+    if res.killed == "disk-limit":
         flags.append("disk-limit")
         text += f"\n[bactrian: killed after writing more than {limits.max_disk_mb} MB]\n"
-    if killed:
+    if res.killed:
         flags.append("sandbox-kill")
     return RunResult(
-        exit_code=None if killed else code,
+        exit_code=None if res.killed else code,
         output=text,
-        duration_s=duration,
-        timed_out=timed_out,
-        truncated=truncated,
-        killed=killed,
+        duration_s=res.duration_s,
+        timed_out=res.timed_out,
+        truncated=res.truncated,
+        killed=res.killed is not None,
         signal=sig,
         flags=flags,
     )
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @SANDBOXES.register("none")
