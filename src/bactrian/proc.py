@@ -81,9 +81,7 @@ class ProcResult:
     def text(self, dropped: str = "\n[… bactrian: {n} bytes of output dropped …]\n") -> str:
         """Head, a note of the dropped middle (``dropped`` formatted with ``n``), tail."""
         mid = dropped.format(n=self.dropped_bytes) if self.truncated else ""
-        return (
-            self.head.decode("utf-8", "replace") + mid + self.tail.decode("utf-8", "replace")
-        )
+        return self.head.decode("utf-8", "replace") + mid + self.tail.decode("utf-8", "replace")
 
 
 class HeadTail:
