@@ -1,18 +1,15 @@
-"""The ``apply`` stage: put a diff into a worker tree with :mod:`bactrian.diffs`.
-
-Until ``bactrian.diffs.apply_patch`` is importable, a fallback uses ``git apply`` (which also
-refuses ``..``, absolute paths and writes beyond symlinks, and works outside a repository).
-"""
+"""The ``apply`` stage: put a diff into a worker tree with :mod:`bactrian.diffs` (which
+refuses ``..``, absolute paths and writes beyond symlinks); a diff that names a build or VCS
+directory is refused here before anything is written."""
 
 from __future__ import annotations
 
-import importlib
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bactrian.ces.tree import BUILD_DIRS, VCS_DIRS
+from bactrian.diffs import apply_patch, parse_patch, touched_paths
 from bactrian.errors import DiffError
 
 RESERVED_DIRS = BUILD_DIRS | VCS_DIRS
@@ -29,12 +26,6 @@ class Applied:
 
 def apply_diff(tree: Path, diff: str, *, lenient: bool = False) -> Applied:
     """Apply ``diff`` to ``tree``; never raises for a bad diff (returns ``ok=False``)."""
-    try:
-        diffs: Any = importlib.import_module("bactrian.diffs")
-        apply_patch, parse_patch = diffs.apply_patch, diffs.parse_patch
-        touched_paths = diffs.touched_paths
-    except (ImportError, AttributeError):
-        return _git_apply(tree, diff)
     try:
         patch = parse_patch(diff)
         touched = touched_paths(patch)
@@ -56,29 +47,3 @@ def apply_diff(tree: Path, diff: str, *, lenient: bool = False) -> Applied:
         message=result.summary(),
         result=result.to_dict(),
     )
-
-
-def _git_apply(tree: Path, diff: str) -> Applied:
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["git", "apply", *args],
-            cwd=tree,
-            input=diff,
-            text=True,
-            capture_output=True,
-            check=False,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "GIT_CEILING_DIRECTORIES": str(tree.parent),
-                "HOME": "/nonexistent",
-            },
-        )
-
-    numstat = git("--numstat", "-z")
-    if numstat.returncode != 0:
-        return Applied(ok=False, message=numstat.stderr.strip())
-    touched = sorted({p.split("\t")[-1] for p in numstat.stdout.split("\0") if p.strip()})
-    proc = git()
-    if proc.returncode != 0:
-        return Applied(ok=False, touched=touched, message=proc.stderr.strip())
-    return Applied(ok=True, touched=touched, message=proc.stderr.strip())

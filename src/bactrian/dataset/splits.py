@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bactrian import vcs
 from bactrian.config import load_section
 from bactrian.dataset.example import SCHEMA_VERSION, Example
-from bactrian.errors import MiningError
+from bactrian.diffs import apply_patch, normalised_hash
+from bactrian.errors import DiffError, MiningError
 from bactrian.extras import require
-from bactrian.mine.filemap import apply_to_dir
-from bactrian.mine.textdiff import normalised_hash
 
 SPLITS = ("train", "rl", "heldout")
 FORMATS = ("jsonl", "parquet", "chat", "completion")
@@ -295,12 +295,15 @@ def materialize_base(ex: Example, dest: Path) -> Path:
         finally:
             store.close()
     elif kind in ("git", "hg"):
-        from bactrian.mine.vcs import open_vcs
-
         if ex.base.get("rev"):
-            open_vcs(Path(ex.base["repo"]), kind).archive(ex.base["rev"], dest)
+            vcs.archive(
+                Path(ex.base["repo"]).resolve(), kind, ex.base["rev"], dest, error=MiningError
+            )
         if ex.base.get("pre_diff"):
-            apply_to_dir(dest, ex.base["pre_diff"])
+            try:  # a mined diff: strict, and refused if it would write outside dest
+                apply_patch(dest, ex.base["pre_diff"]).raise_for_status()
+            except DiffError as exc:
+                raise MiningError(f"cannot apply the base's pre_diff of {ex.id}: {exc}") from exc
     else:
         raise MiningError(f"Example {ex.id} has no base tree reference (base={ex.base!r}).")
     return dest

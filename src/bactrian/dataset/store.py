@@ -13,8 +13,8 @@ from typing import Any
 
 from bactrian.config import data_dir
 from bactrian.dataset.example import Example
+from bactrian.diffs import exact_hash, normalised_hash
 from bactrian.errors import MiningError
-from bactrian.mine.textdiff import exact_hash, normalised_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS examples (

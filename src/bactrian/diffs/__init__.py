@@ -6,6 +6,7 @@
     apply_to_files(files, patch, lenient=...) -> (new_files, ApplyResult)  (in memory)
     extract_changes(model_output, files) -> ChangeSet                      (model output)
     normalize_patch(files, patch) -> (clean diff text, ApplyResult)        (for previews)
+    patch.stats(), exact_hash(text), normalised_hash(text)                 (for the miner)
 
 See ``docs/diffs.md`` for the formats accepted, the lenient ladder and the safety rules.
 """
@@ -13,6 +14,7 @@ See ``docs/diffs.md`` for the formats accepted, the lenient ladder and the safet
 from bactrian.diffs.apply import apply_patch, apply_to_files, check_path, normalize_patch
 from bactrian.diffs.config import DiffsConfig, load_diffs_config
 from bactrian.diffs.extract import ChangeSet, extract_changes
+from bactrian.diffs.fingerprint import exact_hash, normalised_hash
 from bactrian.diffs.ladder import LadderConfig
 from bactrian.diffs.model import (
     RUNGS,
@@ -43,8 +45,10 @@ __all__ = [
     "apply_patch",
     "apply_to_files",
     "check_path",
+    "exact_hash",
     "extract_changes",
     "load_diffs_config",
+    "normalised_hash",
     "normalize_patch",
     "parse_patch",
     "render_diff",

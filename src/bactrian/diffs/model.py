@@ -98,12 +98,18 @@ class Patch:
         return bool(self.files)
 
     def stats(self) -> dict[str, int]:
+        """Files, added and removed lines, and ``changed`` (added + removed)."""
         added = removed = 0
         for fp in self.files:
             a, r = fp.added_removed()
             added += a
             removed += r
-        return {"files": len(self.files), "added": added, "removed": removed}
+        return {
+            "files": len(self.files),
+            "added": added,
+            "removed": removed,
+            "changed": added + removed,
+        }
 
     def render(self) -> str:
         from bactrian.diffs.render import render_patch

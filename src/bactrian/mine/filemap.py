@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bactrian.diffs import Patch, apply_to_files, parse_patch
 from bactrian.errors import DiffError, MiningError
-from bactrian.mine.textdiff import FileMap, split_files
+from bactrian.mine.textdiff import FileMap
 
 
 def apply_to_map(files: FileMap, diff: str, only: set[str] | None = None) -> FileMap:
@@ -39,21 +39,23 @@ def apply_to_dir(root: Path, diff: str) -> list[str]:
     """Apply ``diff`` to the files under ``root`` (a tree the miner created); returns the paths
     written. Paths escaping ``root`` are refused."""
     root = root.resolve()
+    try:
+        paths = [fp.path for fp in parse_patch(diff).files] if diff.strip() else []
+    except DiffError as exc:
+        raise MiningError(f"cannot read a mined diff: {exc}") from exc
     files: FileMap = {}
-    for f in split_files(diff):
-        target = (root / f.path).resolve()
+    for path in paths:
+        target = (root / path).resolve()
         if not target.is_relative_to(root):
-            raise MiningError(f"refusing to write {f.path}: outside {root}")
+            raise MiningError(f"refusing to write {path}: outside {root}")
         if target.is_file():
-            files[f.path] = target.read_bytes()
+            files[path] = target.read_bytes()
     new = apply_to_map(files, diff)
-    written = []
-    for f in split_files(diff):
-        target = root / f.path
-        if f.path in new:
+    for path in paths:
+        target = root / path
+        if path in new:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(new[f.path])
+            target.write_bytes(new[path])
         else:
             target.unlink(missing_ok=True)
-        written.append(f.path)
-    return written
+    return paths

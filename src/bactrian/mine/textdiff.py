@@ -1,6 +1,6 @@
-"""Small, self-contained unified-diff helpers the miner needs: render git-style multi-file diffs
-from two file maps, split a diff text into per-file sections, count lines, and hash a diff
-after normalisation (for near-duplicate detection).
+"""Small unified-diff helpers the miner needs: render git-style multi-file diffs from two file
+maps, split a diff text into per-file sections and count lines (both read by
+``bactrian.diffs.parse_patch``: one diff model), and the dedup hashes (from ``bactrian.diffs``).
 
 Rendering goes through ``bactrian.diffs`` (one renderer for the whole system), so mined diffs
 are byte-identical whatever the source (snapshot store, git, Mercurial).
@@ -8,12 +8,29 @@ are byte-identical whatever the source (snapshot store, git, Mercurial).
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass, field
 
-from bactrian.diffs import render_diff
+from bactrian.diffs import (
+    Patch,
+    exact_hash,
+    normalised_hash,
+    parse_patch,
+    render_diff,
+    render_patch,
+)
 from bactrian.diffs.render import as_text
+from bactrian.errors import DiffError
+
+__all__ = [
+    "FileDiff",
+    "FileMap",
+    "diff_stats",
+    "exact_hash",
+    "is_binary",
+    "normalised_hash",
+    "render",
+    "split_files",
+]
 
 FileMap = dict[str, bytes]
 
@@ -47,59 +64,37 @@ class FileDiff:
     deleted: bool = False
 
 
-_HEADER = re.compile(r"^diff --git a/(.*) b/(.*)$")
-
-
 def split_files(diff: str) -> list[FileDiff]:
-    """The per-file sections of a git-style diff, with their added and removed lines."""
+    """The per-file sections of a git-style diff, with their added and removed lines, as
+    :func:`bactrian.diffs.parse_patch` reads them (text that is not a diff has no files).
+
+    Kept for the miner's prompt, filter and description code until it reads
+    :class:`bactrian.diffs.Patch` directly; new code should use ``parse_patch``."""
     out: list[FileDiff] = []
-    cur: FileDiff | None = None
-    chunk: list[str] = []
-    for line in diff.splitlines(keepends=True):
-        m = _HEADER.match(line.rstrip("\n"))
-        if m:
-            if cur is not None:
-                cur.text = "".join(chunk)
-                out.append(cur)
-            cur = FileDiff(path=m.group(2), text="")
-            chunk = [line]
-            continue
-        if cur is None:
-            continue
-        chunk.append(line)
-        if line.startswith("Binary files "):
-            cur.binary = True
-        elif line.startswith("new file mode"):
-            cur.new_file = True
-        elif line.startswith("deleted file mode"):
-            cur.deleted = True
-        elif line.startswith("+") and not line.startswith("+++ "):
-            cur.added.append(line[1:].rstrip("\n"))
-        elif line.startswith("-") and not line.startswith("--- "):
-            cur.removed.append(line[1:].rstrip("\n"))
-    if cur is not None:
-        cur.text = "".join(chunk)
-        out.append(cur)
+    for fp in _patch(diff).files:
+        out.append(
+            FileDiff(
+                path=fp.path,
+                text=render_patch(Patch([fp])),
+                added=[t.rstrip("\n") for h in fp.hunks for tag, t in h.lines if tag == "+"],
+                removed=[t.rstrip("\n") for h in fp.hunks for tag, t in h.lines if tag == "-"],
+                binary=fp.binary,
+                new_file=fp.is_new,
+                deleted=fp.is_delete,
+            )
+        )
     return out
 
 
+def _patch(diff: str) -> Patch:
+    if not diff.strip():
+        return Patch()
+    try:
+        return parse_patch(diff)
+    except DiffError:
+        return Patch()
+
+
 def diff_stats(diff: str) -> dict[str, int]:
-    files = split_files(diff)
-    added = sum(len(f.added) for f in files)
-    removed = sum(len(f.removed) for f in files)
-    return {"files": len(files), "added": added, "removed": removed, "changed": added + removed}
-
-
-def normalised_hash(diff: str) -> str:
-    """Hash of a diff's changes with whitespace collapsed and hunk positions/context dropped,
-    so the same edit at another line, or re-indented, hashes the same (near-duplicates)."""
-    parts: list[str] = []
-    for f in sorted(split_files(diff), key=lambda f: f.path):
-        parts.append("F " + f.path.rsplit("/", 1)[-1])
-        parts += ["- " + " ".join(x.split()) for x in f.removed if x.strip()]
-        parts += ["+ " + " ".join(x.split()) for x in f.added if x.strip()]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
-def exact_hash(diff: str) -> str:
-    return hashlib.sha256(diff.encode()).hexdigest()[:16]
+    """Files, added, removed and changed lines (:meth:`bactrian.diffs.Patch.stats`)."""
+    return _patch(diff).stats()
