@@ -236,3 +236,11 @@ def test_huge_output_is_capped_in_memory_but_keeps_the_tail_errors(tmp_path: Pat
     assert [d.message for d in res.diagnostics] == ["Unbound value z"]
     assert "dropped" in res.log or "elided" in res.log
     assert len(res.log.encode()) < 51_000
+
+
+def test_an_explicit_timeout_of_300_s_overrides_the_config(tmp_path: Path) -> None:
+    # 300.0 used to mean "not given", so the config's timeout won over an explicit 300
+    cfg = BuildConfig(timeout_s=10)
+    p = choose_probe(tmp_path, build_cmd="make", timeout_s=300.0, config=cfg)
+    assert isinstance(p, CommandProbe) and p.timeout_s == 300.0
+    assert choose_probe(tmp_path, build_cmd="make", config=cfg).timeout_s == 10

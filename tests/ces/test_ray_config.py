@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bactrian.ces.backends import BACKENDS
 from bactrian.ces.config import CESConfig
-from bactrian.ces.contract import BACKENDS, CESBackend
+from bactrian.ces.contract import CESBackend
 from bactrian.ces.ray_backend import RayBackend, RayConfig
 from bactrian.errors import ConfigError
 

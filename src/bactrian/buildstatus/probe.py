@@ -23,7 +23,6 @@ import copy
 import dataclasses
 import errno
 import fcntl
-import hashlib
 import os
 import re
 import shlex
@@ -36,6 +35,8 @@ from typing import Protocol, runtime_checkable
 
 from bactrian import proc
 from bactrian.buildstatus.diagnostics import parse_diagnostics
+from bactrian.buildstatus.watch import WatchProbe, foreign_dune_watch, watcher_alive
+from bactrian.buildstatus.workspace import is_dune_project, workspace_key
 from bactrian.config import data_dir, load_section
 from bactrian.errors import BuildProbeError, ConfigError
 from bactrian.proc import bound_log
@@ -91,11 +92,6 @@ PROBES: Registry[ProbeFactory] = Registry("build probe")
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def workspace_key(workspace: Path) -> str:
-    """A stable short id of a workspace path (for lock and status file names)."""
-    return hashlib.sha256(str(Path(workspace).resolve()).encode()).hexdigest()[:16]
 
 
 @contextlib.contextmanager
@@ -311,8 +307,6 @@ class DuneProbe(CommandProbe):
     watch_stale_s: float = 3.0
 
     def run(self, workspace: Path, tree_id: str | None = None) -> BuildResult:
-        from bactrian.buildstatus.watch import WatchProbe, foreign_dune_watch, watcher_alive
-
         if self.defer_to_watch and watcher_alive(workspace):
             return WatchProbe(self.watch_wait_s, self.watch_stale_s).run(workspace, tree_id)
         cached = self._cached(workspace, tree_id)
@@ -385,8 +379,6 @@ def _dune_probe(config: BuildConfig, *, defer_to_watch: bool = False) -> BuildPr
 
 
 def _watch_probe(config: BuildConfig) -> BuildProbe:
-    from bactrian.buildstatus.watch import WatchProbe
-
     return WatchProbe(wait_s=config.watch_wait_s, stale_s=config.watch_stale_s)
 
 
@@ -401,7 +393,7 @@ def choose_probe(
     *,
     probe: str = "auto",
     build_cmd: str | None = None,
-    timeout_s: float = 300.0,
+    timeout_s: float | None = None,
     config: BuildConfig | None = None,
 ) -> BuildProbe:
     """The probe for ``workspace``.
@@ -410,18 +402,18 @@ def choose_probe(
     ``dune``, which reads a live ``bactrian build watch`` of the workspace instead of building
     (checked on each run); else ``none``. An explicit name is looked up in :data:`PROBES` (unknown names raise
     :class:`bactrian.errors.UnknownNameError`). ``config`` (default: the ``[build]`` section)
-    supplies the other settings; the keyword arguments override it.
+    supplies the other settings; the keyword arguments given (not None) override it.
     """
     cfg = config or BuildConfig.load()
     cfg = dataclasses.replace(cfg, build_cmd=build_cmd or cfg.build_cmd)
-    if timeout_s != 300.0:
+    if timeout_s is not None:
         cfg = dataclasses.replace(cfg, timeout_s=timeout_s)
     name = probe if probe != "auto" else cfg.probe
     if name == "auto":
         workspace = Path(workspace)
         if cfg.build_cmd:
             name = "command"
-        elif (workspace / "dune-project").is_file():
+        elif is_dune_project(workspace):
             return _dune_probe(cfg, defer_to_watch=True)
         else:
             name = "none"

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bactrian.buildstatus.diagnostics import parse_ocaml
-from bactrian.buildstatus.probe import workspace_key
+from bactrian.buildstatus.workspace import workspace_key
 from bactrian.config import data_dir
 from bactrian.errors import BuildProbeError
 from bactrian.proc import bound_log

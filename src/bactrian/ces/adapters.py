@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from bactrian.buildstatus.diagnostics import parse_ocaml as build_parse_ocaml
+from bactrian.buildstatus.workspace import is_dune_project
 from bactrian.registry import Registry
 from bactrian.types import Diagnostic
 
@@ -32,7 +34,16 @@ class Adapter(Protocol):
     def test_summary(self, output: str) -> dict[str, int] | None: ...
 
 
-ADAPTERS: Registry[type] = Registry("CES adapter")
+@dataclass(frozen=True)
+class AdapterConfig:
+    """What an adapter factory gets: ``jobs`` is the build tool's parallelism (None: its
+    default)."""
+
+    jobs: int | None = None
+
+
+AdapterFactory = Callable[[AdapterConfig], Adapter]
+ADAPTERS: Registry[AdapterFactory] = Registry("CES adapter")
 
 _ALCOTEST_OK = re.compile(r"Test Successful in [0-9.]+s\. (\d+) tests? run\.")
 _ALCOTEST_FAIL = re.compile(r"(\d+) failures?! in [0-9.]+s\. (\d+) tests? run\.")
@@ -61,7 +72,6 @@ def parse_ocaml(text: str) -> list[Diagnostic]:
     return build_parse_ocaml(text)
 
 
-@ADAPTERS.register("dune")
 class DuneAdapter:
     """``jobs`` is dune's ``-j``: a pool of N workers on C cores gives each worker C/N, so
     workers do not fight over cores (one dune per core scales; N dunes each at -jC do not)."""
@@ -97,10 +107,9 @@ class DuneAdapter:
 
     @staticmethod
     def detect(tree: Path) -> bool:
-        return (tree / "dune-project").is_file()
+        return is_dune_project(tree)
 
 
-@ADAPTERS.register("generic")
 class GenericAdapter:
     name = "generic"
 
@@ -118,11 +127,13 @@ class GenericAdapter:
         return True
 
 
+ADAPTERS.add("dune", lambda config: DuneAdapter(config.jobs))
+ADAPTERS.add("generic", lambda config: GenericAdapter())
+
+
 def get_adapter(name: str, tree: Path, *, jobs: int | None = None) -> Adapter:
     """The adapter ``name`` ("auto": dune when ``tree`` has a ``dune-project``); ``jobs`` is the
     build tool's parallelism where the adapter has one."""
     if name == "auto":
         name = "dune" if DuneAdapter.detect(tree) else "generic"
-    cls = ADAPTERS.get(name)
-    adapter: Adapter = cls(jobs) if cls is DuneAdapter else cls()
-    return adapter
+    return ADAPTERS.get(name)(AdapterConfig(jobs=jobs))

@@ -12,15 +12,14 @@ their warm trees; :func:`shutdown` closes them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
 import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bactrian.ces.backends import BACKENDS
 from bactrian.ces.config import CESConfig
-from bactrian.ces.contract import BACKENDS, BaseSpec, CESBackend, Job, Verdict
+from bactrian.ces.contract import BaseSpec, CESBackend, Job, Verdict
 from bactrian.diffs import extract_changes
 from bactrian.errors import DiffError
 
@@ -28,15 +27,8 @@ _SHARED: dict[tuple[str, str], CESBackend] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _load_backends() -> None:
-    importlib.import_module("bactrian.ces.local")
-    with contextlib.suppress(ImportError):
-        importlib.import_module("bactrian.ces.ray_backend")
-
-
 def get_backend(name: str = "local", config: CESConfig | None = None) -> CESBackend:
     """The process-wide backend ``name`` for ``config``'s work dir (created on first use)."""
-    _load_backends()
     config = config or CESConfig.load()
     key = (name, str(config.resolved_work_dir()))
     with _SHARED_LOCK:

@@ -2,8 +2,8 @@
 
 Everything here is plain data with ``to_dict``/``from_dict`` so verdicts travel unchanged over
 HTTP, Ray and JSON files. Backends (``local`` process pool, ``ray`` actors) implement
-:class:`CESBackend` and register a factory ``factory(config) -> CESBackend`` in
-:data:`BACKENDS`.
+:class:`CESBackend`; their factories ``factory(config) -> CESBackend`` are registered in one
+place, :data:`bactrian.ces.backends.BACKENDS`.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from bactrian.registry import Registry
+from bactrian.ces.config import CESConfig
 from bactrian.types import Diagnostic
-
-if TYPE_CHECKING:
-    from bactrian.ces.config import CESConfig
 
 STAGES: tuple[str, ...] = ("apply", "parse", "typecheck", "build", "test")
 """The stages every job goes through, in order; a job stops at the first failure."""
@@ -251,6 +248,8 @@ class CESBackend(Protocol):
     def close(self) -> None: ...
 
 
-BackendFactory = Callable[["CESConfig"], CESBackend]
-BACKENDS: Registry[BackendFactory] = Registry("CES backend")
-"""Named backend factories: ``BACKENDS.get("local")(config) -> CESBackend``."""
+class BackendFactory(Protocol):
+    """What :data:`bactrian.ces.backends.BACKENDS` holds: ``factory(config, address=None)``
+    (``address``: where a distributed backend's cluster is; others refuse one)."""
+
+    def __call__(self, config: CESConfig, *, address: str | None = None) -> CESBackend: ...

@@ -47,8 +47,9 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from bactrian.ces.backends import make_backend
 from bactrian.ces.config import CESConfig
-from bactrian.ces.contract import BACKENDS, BaseSpec, CESBackend, Job, Verdict
+from bactrian.ces.contract import BaseSpec, CESBackend, Job, Verdict
 from bactrian.ces.metrics import CONTENT_TYPE, CESMetrics
 from bactrian.errors import BactrianError, BaseNotGreenError, CESError
 
@@ -329,19 +330,6 @@ def create_app(
 
 
 # ---------------------------------------------------------------------------- serving
-
-
-def make_backend(name: str, config: CESConfig, *, address: str | None = None) -> CESBackend:
-    """A new backend named ``name`` ("local", "ray", …) built from ``config``; the caller
-    owns it (unlike :func:`bactrian.ces.api.get_backend`, which shares one per process)."""
-    if name == "ray":
-        from bactrian.ces.ray_backend import RayBackend
-
-        return RayBackend(config, address=address)
-    import importlib
-
-    importlib.import_module("bactrian.ces.local")  # registers "local"
-    return BACKENDS.get(name)(config)
 
 
 def serve(

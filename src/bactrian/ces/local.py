@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from bactrian.ces import tree
 from bactrian.ces.config import CESConfig
-from bactrian.ces.contract import BACKENDS, STAGES, BaseSpec, Job, StageResult, Verdict
+from bactrian.ces.contract import STAGES, BaseSpec, Job, StageResult, Verdict
 from bactrian.ces.worker import Worker
 
 
@@ -283,6 +283,3 @@ def disk_bases(work_dir: Path) -> list[dict[str, Any]]:
             info["workers"] = len([w for w in d.glob("w*") if (w / "state.json").is_file()])
             out.append(info)
     return out
-
-
-BACKENDS.add("local", LocalBackend)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bactrian.ces.config import CESConfig
-from bactrian.ces.contract import BACKENDS, BaseSpec, Job, Verdict
+from bactrian.ces.contract import BaseSpec, Job, Verdict
 from bactrian.config import load_section
 from bactrian.errors import CESError
 from bactrian.rayutil import connect, ray_module, shutdown
@@ -372,11 +372,3 @@ def _unwrap(exc: BaseException) -> BaseException:
     if isinstance(cause, BaseException):
         return cause
     return exc
-
-
-def _factory(config: CESConfig) -> RayBackend:
-    return RayBackend(config)
-
-
-if "ray" not in BACKENDS:
-    BACKENDS.add("ray", _factory)

@@ -25,13 +25,13 @@ import logging
 import os
 import shutil
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from bactrian import proc
-from bactrian.ces.config import Limits
+from bactrian.ces.config import CESConfig, Limits
 from bactrian.errors import SandboxError
 from bactrian.registry import Registry
 
@@ -72,8 +72,13 @@ class Sandbox(Protocol):
         uid: int | None = None,
     ) -> RunResult: ...
 
+    def check(self, tree: Path, uid: int | None = None) -> None:
+        """Raise :class:`SandboxError` when the sandbox cannot run commands in ``tree``."""
+        ...
 
-SANDBOXES: Registry[type] = Registry("sandbox")
+
+SandboxFactory = Callable[[CESConfig], Sandbox]
+SANDBOXES: Registry[SandboxFactory] = Registry("sandbox")
 
 
 def sandbox_uid(key: str) -> int:
@@ -178,7 +183,6 @@ def _execute(
     )
 
 
-@SANDBOXES.register("none")
 class NoSandbox:
     """Rlimits and a timeout, no isolation. Logs a loud warning on first use."""
 
@@ -211,8 +215,10 @@ class NoSandbox:
         full_env["TMPDIR"] = os.environ.get("TMPDIR", "/tmp")
         return _execute(argv, cwd=cwd or tree, env=full_env, limits=limits)
 
+    def check(self, tree: Path, uid: int | None = None) -> None:
+        """Nothing to set up: commands run on the host."""
 
-@SANDBOXES.register("bwrap")
+
 class BwrapSandbox:
     """bubblewrap: no network, only the worker tree writable, rlimits, pid namespace."""
 
@@ -316,7 +322,11 @@ def prepare_tree(path: Path, uid: int | None) -> None:
                 os.lchown(os.path.join(dirpath, n), uid, uid)
 
 
-def get_sandbox(name: str) -> Sandbox:
-    cls = SANDBOXES.get(name)
-    sandbox: Sandbox = cls()
-    return sandbox
+SANDBOXES.add("none", lambda config: NoSandbox())
+SANDBOXES.add("bwrap", lambda config: BwrapSandbox())
+
+
+def get_sandbox(name: str, config: CESConfig | None = None) -> Sandbox:
+    """The sandbox ``name`` from :data:`SANDBOXES` (unknown names: ``UnknownNameError``)."""
+    factory = SANDBOXES.get(name)
+    return factory(config or CESConfig.load())

@@ -90,7 +90,7 @@ class Worker:
         self.root = Path(root)
         self.config = config
         self.pristine = pristine
-        self.sandbox = sandbox or get_sandbox(config.sandbox)
+        self.sandbox = sandbox or get_sandbox(config.sandbox, config)
         self.tree = self.root / "tree"
         self.base_dir = self.root / "base"
         self.uid = sandbox_uid(str(self.root))
@@ -120,9 +120,7 @@ class Worker:
         self.adapter = get_adapter(
             self.base.adapter, self.tree, jobs=self.config.resolved_build_jobs()
         )
-        check = getattr(self.sandbox, "check", None)
-        if check is not None:
-            check(self.tree, self.uid)
+        self.sandbox.check(self.tree, self.uid)
         results = self._run_green_stages()
         bad = next((r for r in results if r.status != "passed" and r.status != "skipped"), None)
         self.base_green = bad is None

@@ -15,6 +15,7 @@ from bactrian.config import data_dir
 from bactrian.dataset.example import Example
 from bactrian.diffs import exact_hash, normalised_hash
 from bactrian.errors import MiningError
+from bactrian.sqlite import open_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS examples (
@@ -45,9 +46,7 @@ class ExampleDB:
         self.path = Path(path) if path else default_db_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(SCHEMA)
+            self.db = open_wal(self.path, schema=SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise MiningError(
                 f"Cannot open the examples database {self.path}: {exc}. Check that the data "

@@ -9,19 +9,18 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from bactrian.buildstatus.probe import BuildProbe, choose_probe
+from bactrian.buildstatus.workspace import is_dune_project
 from bactrian.dataset.example import Example
 from bactrian.dataset.splits import materialize_base
 from bactrian.mine.filemap import apply_to_dir
 
 
-def make_probe(tree: Path, build_cmd: str | None = None, timeout_s: float = 300.0) -> Any:
-    from bactrian.buildstatus.probe import choose_probe
-
+def make_probe(tree: Path, build_cmd: str | None = None, timeout_s: float = 300.0) -> BuildProbe:
     if build_cmd:
         return choose_probe(tree, probe="command", build_cmd=build_cmd, timeout_s=timeout_s)
-    name = "dune" if (tree / "dune-project").is_file() else "none"
+    name = "dune" if is_dune_project(tree) else "none"
     return choose_probe(tree, probe=name, timeout_s=timeout_s)
 
 

@@ -12,6 +12,7 @@ from git and from its Mercurial conversion gives the same example ids.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -199,7 +200,7 @@ class HgReader:
         vcs.archive(self.repo, "hg", rev, dest, error=MiningError)
 
 
-VCS_READERS: Registry[type] = Registry("VCS")
+VCS_READERS: Registry[Callable[[Path], VcsReader]] = Registry("VCS")
 VCS_READERS.add("git", GitReader)
 VCS_READERS.add("hg", HgReader)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bactrian.errors import StoreError
+from bactrian.sqlite import open_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -32,10 +33,7 @@ class SnapshotIndex:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
+            self.db = open_wal(path, synchronous="NORMAL", schema=SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(
                 f"Cannot open the snapshot index {path}: {exc}. If it is damaged, delete it and "

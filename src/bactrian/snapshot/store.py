@@ -66,6 +66,17 @@ class Snapshot:
         """First diagnostic's headline, or '' when there is none."""
         return self.build.diagnostics[0].headline() if self.build.diagnostics else ""
 
+    @classmethod
+    def from_row(
+        cls, row: tuple[Any, ...], workspace: str, build: BuildResult | None = None
+    ) -> Snapshot:
+        """A snapshot from an index row (``bactrian.snapshot.index.COLUMNS``); ``build`` when
+        the row's build record is already decoded."""
+        seq, oid, time, tree, parent, _state, _dur, changed, raw = row
+        if build is None:
+            build = BuildResult.from_dict(json.loads(raw))
+        return cls(seq, oid, workspace, time, tree, parent, build, changed)
+
 
 _STATES = {s.value: s for s in BuildState}
 
@@ -134,7 +145,8 @@ def resolve_workspace(workspace: Path | str, *, must_exist: bool = True) -> Path
     return path
 
 
-def _commit_message(rec: dict[str, Any]) -> str:
+def commit_message(rec: dict[str, Any]) -> str:
+    """The commit message of a snapshot record: a headline, then the record as JSON."""
     build = rec["build"]
     return (
         f"bactrian snapshot {rec['seq']}: {build['state']} "
@@ -241,17 +253,7 @@ class Store:
 
     # ---- reading -----------------------------------------------------------------------
     def _snap(self, row: tuple[Any, ...]) -> Snapshot:
-        seq, oid, time, tree, parent, _state, _dur, changed, build = row
-        return Snapshot(
-            seq=seq,
-            id=oid,
-            workspace=str(self.workspace),
-            time=time,
-            tree_id=tree,
-            parent=parent,
-            build=BuildResult.from_dict(json.loads(build)),
-            changed_files=changed,
-        )
+        return Snapshot.from_row(row, str(self.workspace))
 
     def timeline(self) -> list[Snapshot]:
         return [self._snap(r) for r in self.db.rows()]
@@ -423,7 +425,8 @@ def store_root(workspace: Path, config: SnapshotConfig) -> Path:
     return config.resolved_store_dir() / workspace_key(workspace)
 
 
-def _open(workspace: Path, config: SnapshotConfig, *, create: bool) -> Store:
+def open_at(workspace: Path, config: SnapshotConfig, *, create: bool) -> Store:
+    """The store of the resolved ``workspace``; ``create`` makes it on first use."""
     root = store_root(workspace, config)
     if not (root / "repo.git" / "HEAD").exists():
         if not create:
@@ -448,7 +451,7 @@ def _open(workspace: Path, config: SnapshotConfig, *, create: bool) -> Store:
 def open_store(workspace: Path, config: SnapshotConfig | None = None) -> Store:
     """The store of ``workspace`` (which must have at least been snapshotted once)."""
     config = config or load_config()
-    return _open(resolve_workspace(workspace, must_exist=False), config, create=False)
+    return open_at(resolve_workspace(workspace, must_exist=False), config, create=False)
 
 
 def list_workspaces(config: SnapshotConfig | None = None) -> list[Path]:

@@ -38,7 +38,7 @@ from bactrian.snapshot.gitrepo import (
     write_pack,
 )
 from bactrian.snapshot.rules import build_rules, check_file
-from bactrian.snapshot.store import Snapshot, Store, _commit_message, _open, resolve_workspace
+from bactrian.snapshot.store import Snapshot, Store, commit_message, open_at, resolve_workspace
 from bactrian.snapshot.trees import Built, Change, TreeCache, TreeFallback, build_tree
 from bactrian.types import BuildResult, BuildState
 
@@ -458,7 +458,7 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
             "build": build.to_dict(),
         }
         parent = last.id if last else None
-        commit = write_commit(store.git_dir, tree_id, parent, int(when), _commit_message(rec))
+        commit = write_commit(store.git_dir, tree_id, parent, int(when), commit_message(rec))
         update_ref(store.git_dir, commit, parent)
         rec.update(id=commit, tree_id=tree_id, parent=last.id if last else None)
         snaps = int(store.db.get_meta("snapshots_since_pack", "0") or 0) + 1
@@ -502,7 +502,7 @@ def open_for_writing(workspace: Path | str, config: SnapshotConfig | None = None
             f"The snapshot store {store_dir} is inside the workspace {ws}; bactrian never writes "
             "inside a workspace. Set [snapshot] store_dir (or BACTRIAN_DATA_DIR) elsewhere."
         )
-    return _open(ws, config, create=True)
+    return open_at(ws, config, create=True)
 
 
 def take_snapshot(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bactrian.snapshot.gitrepo import EMPTY_TREE, GitRepo
+from bactrian.sqlite import open_wal
 
 TREE_MODE = b"40000"
 
@@ -77,10 +78,12 @@ class TreeCache:
         if self._db is None:
             for attempt in (0, 1):
                 try:
-                    db = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None)
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.execute("PRAGMA synchronous=OFF")  # a cache: a lost write is a miss
-                    db.execute("CREATE TABLE IF NOT EXISTS trees (oid TEXT PRIMARY KEY, raw BLOB)")
+                    db = open_wal(  # a cache: a lost write is a miss
+                        self.path,
+                        timeout_s=5.0,
+                        synchronous="OFF",
+                        schema="CREATE TABLE IF NOT EXISTS trees (oid TEXT PRIMARY KEY, raw BLOB)",
+                    )
                     self._db = db
                     break
                 except sqlite3.Error:
