@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bactrian.diffs.ladder import DEFAULT_LADDER, HunkFailed, LadderConfig, place_hunk
+from bactrian.diffs.ladder import (
+    DEFAULT_LADDER,
+    FileIndex,
+    HunkFailed,
+    LadderConfig,
+    place_hunk,
+)
 from bactrian.diffs.model import (
     ApplyResult,
     DiffLimits,
@@ -117,6 +123,7 @@ def apply_hunks(
 ) -> tuple[str, list[HunkResult]]:
     """Apply one file's hunks to its text; failed hunks are reported, not raised."""
     lines = split_lines(text)
+    index = FileIndex(lines) if lenient else None
     results: list[HunkResult] = []
     delta = drift = floor = 0
     for idx, h in enumerate(fp.hunks):
@@ -125,11 +132,16 @@ def apply_hunks(
             base = h.old_start - 1 if h.old_lines else h.old_start
             expected = base + delta + drift
         try:
-            pl = place_hunk(lines, h, expected, lenient=lenient, floor=floor, config=config)
+            pl = place_hunk(
+                lines, h, expected, lenient=lenient, floor=floor, config=config, index=index
+            )
         except HunkFailed as exc:
             results.append(HunkResult(idx, None, 0, str(exc)))
             continue
-        lines[pl.start : pl.end] = pl.lines
+        if index is not None:
+            index.splice(pl.start, pl.end, pl.lines)
+        else:
+            lines[pl.start : pl.end] = pl.lines
         delta += len(pl.lines) - (pl.end - pl.start)
         if expected is not None:
             drift += pl.offset
