@@ -37,9 +37,7 @@ def test_index_matches_a_full_scan_through_random_splices(seed: int) -> None:
         for w in words:
             assert index.occurrences(w) == [p for p, x in enumerate(index.lines) if x == w]
             k = norm(w)
-            assert index.occurrences(k, key=True) == [
-                p for p, x in enumerate(index.keys) if x == k
-            ]
+            assert index.occurrences(k, key=True) == [p for p, x in enumerate(index.keys) if x == k]
         for n in (1, 2, 3):
             at = rng.randint(0, max(0, len(index.lines) - n))
             needle = index.lines[at : at + n]

@@ -289,7 +289,9 @@ class Worker:
             msg = "The diff is empty: nothing to judge."
             return StageResult("apply", "failed", 0.0, msg, None), [], None
         t0 = time.monotonic()
-        applied = apply_diff(self.tree, job.diff, lenient=job.allow_lenient)
+        applied = apply_diff(
+            self.tree, job.diff, lenient=job.allow_lenient, timeout_s=self.config.apply_timeout_s
+        )
         touched = [p for p in applied.touched if p]
         if applied.lenient:
             flags.append("lenient-apply")
@@ -297,7 +299,9 @@ class Worker:
             p = self.tree / rel
             if p.exists() or p.is_symlink():
                 prepare_tree(p, self.uid)
-        status = "passed" if applied.ok else "failed"
+        status = "passed" if applied.ok else "timeout" if applied.timed_out else "failed"
+        if applied.timed_out:
+            flags.append("timeout")
         out = applied.message[: self.config.output_bytes]
         res = StageResult("apply", status, round(time.monotonic() - t0, 4), out, None)
         return res, touched, applied.result

@@ -329,11 +329,32 @@ def _strict_reason(lines: list[str], hunk: Hunk, expected: int | None) -> str:
         if pos >= len(lines):
             return f"the file ends at line {len(lines)} before the hunk's context does"
         if lines[pos] != want:
+            eol = _eol_mismatch(lines[pos], want)
+            if eol:
+                return f"line endings differ at line {pos + 1} ({eol}); apply leniently"
             return (
                 f"context differs at line {pos + 1}: expected {want.rstrip()!r}, "
                 f"found {lines[pos].rstrip()!r}"
             )
     return "context does not match"
+
+
+def _ending(line: str) -> str:
+    if line.endswith("\r\n"):
+        return "CRLF"
+    if line.endswith("\n"):
+        return "LF"
+    if line.endswith("\r"):
+        return "CR"
+    return "no newline"
+
+
+def _eol_mismatch(file_line: str, hunk_line: str) -> str | None:
+    """``"CRLF in file, LF in patch"`` when two lines differ only in their line ending."""
+    if file_line.rstrip("\r\n") != hunk_line.rstrip("\r\n"):
+        return None
+    f, h = _ending(file_line), _ending(hunk_line)
+    return f"{f} in file, {h} in patch" if f != h else None
 
 
 def similarity(a: str, b: str, at_least: float = 0.0) -> float:
