@@ -215,8 +215,19 @@ class Worker:
             limits.cpu_s = max(limits.cpu_s, int(self.config.warm_timeout_s))
         if deadline is not None:
             limits.wall_s = max(0.1, min(limits.wall_s, deadline - time.monotonic()))
+        log.info("%s %s: %s", self.id, stage, cmd)
         run = self.sandbox.run(cmd, tree=self.tree, limits=limits, uid=self.uid)
-        return self._stage_result(stage, run), run.flags
+        res = self._stage_result(stage, run)
+        res.command = cmd
+        log.info(
+            "%s %s: %s in %.2f s (exit %s)",
+            self.id,
+            stage,
+            res.status,
+            res.duration_s,
+            res.exit_code,
+        )
+        return res, run.flags
 
     @staticmethod
     def _stage_result(stage: str, run: RunResult) -> StageResult:
@@ -256,7 +267,10 @@ class Worker:
         if edits_tests:
             flags.append("edits-tests")
         if apply_stage.status == "passed":
-            diagnostics = self._run_stages(stages, touched, edits_tests, deadline, flags)
+            policy = job.edits_tests_policy or self.config.edits_tests_policy
+            diagnostics = self._run_stages(
+                stages, touched, edits_tests, deadline, flags, policy=policy
+            )
         if "sandbox-kill" in flags:
             self.counters["sandbox_kills"] += 1
         furthest = None
@@ -313,21 +327,24 @@ class Worker:
         edits_tests: list[str],
         deadline: float | None,
         flags: list[str],
+        *,
+        policy: str | None = None,
     ) -> list[Diagnostic]:
         """parse → typecheck → build → test into ``stages``, stopping at the first failure;
         returns the failing stage's diagnostics."""
         assert self.adapter is not None
+        policy = policy or self.config.edits_tests_policy
         present = [p for p in touched if (self.tree / p).is_file()]
         for stage in STAGES[1:]:
             if stage == "test" and edits_tests:
-                if self.config.edits_tests_policy == "fail":
+                if policy == "fail":
                     msg = (
                         f"The diff edits test files ({', '.join(edits_tests)}): the test stage "
                         "cannot pass for a diff that changes its own tests."
                     )
                     stages.append(StageResult("test", "failed", 0.0, msg, None))
                     return []
-                if self.config.edits_tests_policy == "pristine":
+                if policy == "pristine":
                     self._pristine_tests(edits_tests)
             res, run_flags = self._stage_flags(stage, present, deadline)
             flags.extend(f for f in run_flags if f not in flags)
