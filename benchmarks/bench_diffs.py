@@ -373,6 +373,41 @@ def speed(repeats: int) -> dict[str, float]:
     }
 
 
+# --- lenient ladder: hunks per file ------------------------------------------------------
+
+
+def _many_hunks(n: int, kind: str) -> tuple[str, str]:
+    """A file of ``6 n`` lines and a diff with ``n`` bare ``@@`` hunks, one per 6 lines:
+    ``bare`` (exact lines, no numbers), ``whitespace`` (context re-indented as well) or
+    ``drifted`` (re-indented, and one context line per hunk edited: the fuzzy rung)."""
+    lines = [f"let f{i} x = x + {i}\n" for i in range(n * 6)]
+    out = ["--- a/m.ml\n", "+++ b/m.ml\n"]
+    for h in range(n):
+        b = h * 6
+        out.append("@@\n")
+        for k in (b + 1, b + 2):
+            out.append(" " + ("  " if kind != "bare" else "") + lines[k])
+        out.append("-" + lines[b + 3])
+        out.append("+" + lines[b + 3].replace("+", "-"))
+        last = lines[b + 4]
+        out.append(" " + (last.replace("x", "y") if kind == "drifted" else last))
+    return "".join(lines), "".join(out)
+
+
+def hunk_scaling(sizes: tuple[int, int] = (1000, 5000)) -> dict[str, list[float]]:
+    """Seconds to apply each kind of many-hunk diff leniently, at each size."""
+    out: dict[str, list[float]] = {}
+    for kind in ("bare", "whitespace", "drifted"):
+        for n in sizes:
+            text, diff = _many_hunks(n, kind)
+            t0 = time.perf_counter()
+            _, res = apply_to_files({"m.ml": text}, diff, lenient=True)
+            took = time.perf_counter() - t0
+            assert res.ok, res.summary()
+            out.setdefault(kind, []).append(took)
+    return out
+
+
 # --- report ----------------------------------------------------------------------------------
 
 
@@ -380,7 +415,14 @@ def _pct(a: int, b: int) -> str:
     return f"{100 * a / b:.1f}%" if b else "n/a"
 
 
-def report(cases: list[Case], tallies: dict[str, dict[bool, Tally]], sp: dict, sources: str) -> str:
+def report(
+    cases: list[Case],
+    tallies: dict[str, dict[bool, Tally]],
+    sp: dict,
+    sources: str,
+    scaling: dict[str, list[float]] | None = None,
+    sizes: tuple[int, int] = (1000, 5000),
+) -> str:
     unamb = sum(1 for c in cases if not c.ambiguous)
     amb = len(cases) - unamb
     out = [
@@ -417,6 +459,22 @@ def report(cases: list[Case], tallies: dict[str, dict[bool, Tally]], sp: dict, s
         f"({sp['cli_ms'] / sp['git_ms']:.1f}x git apply). The CES and the sidecar call the "
         "library in process.",
     ]
+    if scaling:
+        out += ["", _scaling_table(scaling, sizes)]
+    return "\n".join(out)
+
+
+def _scaling_table(scaling: dict[str, list[float]], sizes: tuple[int, int]) -> str:
+    a, b = sizes
+    out = [
+        f"Lenient ladder, many bare `@@` hunks in one file (6 lines per hunk): {a} vs {b} "
+        "hunks; the ratio is the time for 5x the hunks (linear = 5x).",
+        "",
+        f"| hunks | {a} | {b} | ratio |",
+        "|---|---|---|---|",
+    ]
+    for kind, (ta, tb) in scaling.items():
+        out.append(f"| {kind} | {ta:.2f} s | {tb:.2f} s | {tb / ta:.1f}x |")
     return "\n".join(out)
 
 
@@ -442,7 +500,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small corpus; docs not rewritten")
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument(
+        "--scaling", action="store_true", help="only the many-hunks table (docs not rewritten)"
+    )
     args = ap.parse_args(argv)
+    if args.scaling:
+        scaling = hunk_scaling()
+        print(_scaling_table(scaling, (1000, 5000)))
+        return 0
     rng = random.Random(args.seed)
     n_hist = 10 if args.quick else 60
     n_lib = 15 if args.quick else 110
@@ -451,14 +516,18 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for path, old, new in edits + lib for c in perturb(path, old, new, rng)]
     tallies = correctness(cases)
     sp = speed(5 if args.quick else 15)
+    sizes = (200, 1000) if args.quick else (1000, 5000)
+    scaling = hunk_scaling(sizes)
     sources = f"{len(edits)} real edits from this repository's history and {len(lib)} edits of stdlib sources"
-    text = report(cases, tallies, sp, sources)
+    text = report(cases, tallies, sp, sources, scaling, sizes)
     print(text)
     if not args.quick:
         write_docs(text, ".venv/bin/python benchmarks/bench_diffs.py")
     u = tallies["ladder"][False]
     ok = u.total and u.correct / u.total >= 0.99 and u.wrong == 0
     print("\nGoal (ladder >= 99% of unambiguous, 0 wrong places):", "MET" if ok else "NOT MET")
+    worst = max(tb / ta for ta, tb in scaling.values())
+    print(f"Goal (5x the hunks take about 5x the time): worst {worst:.1f}x")
     return 0
 
 

@@ -53,7 +53,13 @@ def run_demo(out: Path, *, speed: float = 60.0, echo: Echo = print) -> DemoRepor
                 "directory, so give it a new or empty one with --out."
             )
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"--out {out}: cannot create the demo's output directory ({exc.strerror or exc}); "
+            "give a directory that can be created."
+        ) from None
     (out / MARKER).write_text("written by `bactrian demo`; wiped by the next run\n")
     saved = os.environ.get("BACTRIAN_DATA_DIR")
     os.environ["BACTRIAN_DATA_DIR"] = str(out / "data")  # the demo's own store and CES dirs

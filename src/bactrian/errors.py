@@ -15,6 +15,7 @@ one-line error and a non-zero exit status at its edge; library code never calls 
     ├── DiffError                   diffs: parse, apply and safety errors
     │   ├── DiffParseError          malformed diff text (names the line and what was expected)
     │   ├── DiffApplyError          a diff that does not apply
+    │   │   └── DiffTimeoutError    placing its hunks ran past the time limit
     │   └── UnsafeDiffError         a diff that would write outside the tree, into .git, binary…
     ├── MiningError                 mining, describing and dataset errors
     ├── ModelError                  a model backend failed (HTTP error, bad reply, timeout)
@@ -72,6 +73,10 @@ class DiffParseError(DiffError):
 
 class DiffApplyError(DiffError):
     """A diff that does not apply to the tree."""
+
+
+class DiffTimeoutError(DiffApplyError):
+    """Placing a diff's hunks took longer than its time limit (``DiffLimits.max_seconds``)."""
 
 
 class UnsafeDiffError(DiffError):

@@ -14,9 +14,10 @@ import httpx
 import pytest
 import uvicorn
 
+from bactrian.ces.client import CESClient
 from bactrian.ces.contract import STAGES, BaseSpec, Job, StageResult, Verdict
-from bactrian.ces.http import CESClient, create_app
 from bactrian.ces.metrics import parse_samples, sample
+from bactrian.ces.service import create_app
 from bactrian.errors import BaseNotGreenError, CESError
 
 TOKEN = "s3cret-token"
@@ -243,8 +244,8 @@ def test_client_explains_an_unreachable_service() -> None:
 
 
 def test_unknown_backend_name_suggests_the_right_one() -> None:
+    from bactrian.ces.backends import make_backend
     from bactrian.ces.config import CESConfig
-    from bactrian.ces.http import make_backend
     from bactrian.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="Did you mean: local"):
@@ -252,7 +253,7 @@ def test_unknown_backend_name_suggests_the_right_one() -> None:
 
 
 def test_token_env_must_name_a_set_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bactrian.ces.http import token_from_env
+    from bactrian.ces.client import token_from_env
 
     monkeypatch.delenv("CES_NO_SUCH_TOKEN", raising=False)
     with pytest.raises(CESError, match="CES_NO_SUCH_TOKEN"):

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bactrian.ces.http import CESClient
+from bactrian.ces.client import CESClient
 from bactrian.ces.metrics import parse_samples, sample
 from bactrian.errors import BaseNotGreenError, CESError
 

@@ -8,6 +8,6 @@
 - :mod:`bactrian.ces.local` — the ``local`` backend (thread pool over workers, LRU bases).
 - :mod:`bactrian.ces.sandbox` — ``bwrap`` / ``none`` sandboxes; :mod:`bactrian.ces.adapters`
   — ``dune`` / ``generic`` stage commands; :mod:`bactrian.ces.tree` — export, hash, reset.
-- :mod:`bactrian.ces.http`, :mod:`bactrian.ces.ray_backend`, :mod:`bactrian.ces.metrics` — the
+- :mod:`bactrian.ces.service` (+ :mod:`bactrian.ces.client`), :mod:`bactrian.ces.ray_backend`, :mod:`bactrian.ces.metrics` — the
   HTTP service, the ``ray`` backend and Prometheus metrics.
 """

@@ -6,7 +6,8 @@
     reward(completions=["```diff\\n...```"])                         # -> [0.7]
 
 Backends are kept per (name, work dir) for the life of the process, so repeated calls reuse
-their warm trees; :func:`shutdown` closes them.
+their warm trees; :func:`shutdown` closes them. ``backend=None`` (the default) is ``http`` — a
+running ``bactrian ces serve`` — when ``[ces] url`` is set, else ``local``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ _SHARED: dict[tuple[str, str], CESBackend] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def get_backend(name: str = "local", config: CESConfig | None = None) -> CESBackend:
+def backend_name(name: str | None, config: CESConfig) -> str:
+    """``name``, or for None: ``http`` when ``[ces] url`` is set, else ``local``."""
+    return name or ("http" if config.url else "local")
+
+
+def get_backend(name: str | None = None, config: CESConfig | None = None) -> CESBackend:
     """The process-wide backend ``name`` for ``config``'s work dir (created on first use)."""
     config = config or CESConfig.load()
-    key = (name, str(config.resolved_work_dir()))
+    name = backend_name(name, config)
+    key = (name, config.url if name == "http" else str(config.resolved_work_dir()))
     with _SHARED_LOCK:
         backend = _SHARED.get(key)
         if backend is None:
@@ -62,20 +69,31 @@ def evaluate(
     *,
     rev: str | None = None,
     stages: dict[str, str] | None = None,
-    backend: str = "local",
+    backend: str | None = None,
     workers: int | None = None,
     allow_lenient: bool = False,
     timeout_s: float | None = None,
     config: CESConfig | None = None,
+    edits_tests_policy: str | None = None,
 ) -> list[Verdict]:
-    """Judge each diff against ``base``; one verdict per diff, in order.
+    """Judge each diff against ``base``; one verdict per diff, in order. ``edits_tests_policy``
+    overrides ``[ces] edits_tests_policy`` for these diffs.
 
     Raises :class:`bactrian.errors.BaseNotGreenError` if the base itself is not green."""
     spec = _spec(base, rev, stages)
     be = get_backend(backend, config)
     if workers:
         be.warm(spec, workers)
-    jobs = [Job(base=spec, diff=d, allow_lenient=allow_lenient, timeout_s=timeout_s) for d in diffs]
+    jobs = [
+        Job(
+            base=spec,
+            diff=d,
+            allow_lenient=allow_lenient,
+            timeout_s=timeout_s,
+            edits_tests_policy=edits_tests_policy,
+        )
+        for d in diffs
+    ]
     return be.evaluate(jobs)
 
 
@@ -110,11 +128,12 @@ def reward_function(
     *,
     rev: str | None = None,
     stages: dict[str, str] | None = None,
-    backend: str = "local",
+    backend: str | None = None,
     workers: int | None = None,
     allow_lenient: bool = False,
     config: CESConfig | None = None,
     on_verdicts: Callable[[list[Verdict]], None] | None = None,
+    edits_tests_policy: str | None = None,
 ) -> Callable[..., list[float]]:
     """A TRL-style reward function ``reward(completions, **kwargs) -> list[float]``.
 
@@ -126,7 +145,12 @@ def reward_function(
 
     def reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
         jobs = [
-            Job(base=spec, diff=completion_to_diff(c), allow_lenient=allow_lenient)
+            Job(
+                base=spec,
+                diff=completion_to_diff(c),
+                allow_lenient=allow_lenient,
+                edits_tests_policy=edits_tests_policy,
+            )
             for c in completions
         ]
         verdicts = be.evaluate(jobs)

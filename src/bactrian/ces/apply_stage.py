@@ -10,7 +10,8 @@ from typing import Any
 
 from bactrian.ces.tree import BUILD_DIRS, VCS_DIRS
 from bactrian.diffs import apply_patch, parse_patch, touched_paths
-from bactrian.errors import DiffError
+from bactrian.diffs.model import DiffLimits
+from bactrian.errors import DiffError, DiffTimeoutError
 
 RESERVED_DIRS = BUILD_DIRS | VCS_DIRS
 
@@ -22,10 +23,15 @@ class Applied:
     lenient: bool = False
     message: str = ""
     result: dict[str, Any] | None = None  # ApplyResult.to_dict()
+    timed_out: bool = False  # placing the hunks ran past ``timeout_s``
 
 
-def apply_diff(tree: Path, diff: str, *, lenient: bool = False) -> Applied:
-    """Apply ``diff`` to ``tree``; never raises for a bad diff (returns ``ok=False``)."""
+def apply_diff(
+    tree: Path, diff: str, *, lenient: bool = False, timeout_s: float | None = None
+) -> Applied:
+    """Apply ``diff`` to ``tree``; never raises for a bad diff (returns ``ok=False``).
+    ``timeout_s`` bounds the time spent placing hunks (the lenient ladder searches the file
+    for each one): past it nothing is written and ``timed_out`` is set."""
     try:
         patch = parse_patch(diff)
         touched = touched_paths(patch)
@@ -37,7 +43,10 @@ def apply_diff(tree: Path, diff: str, *, lenient: bool = False) -> Applied:
                 message=f"The diff writes into a build or VCS directory ({', '.join(reserved)}): "
                 "refused. Diffs may change sources only.",
             )
-        result = apply_patch(tree, patch, lenient=lenient)
+        limits = DiffLimits(max_seconds=timeout_s) if timeout_s else None
+        result = apply_patch(tree, patch, lenient=lenient, limits=limits)
+    except DiffTimeoutError as exc:
+        return Applied(ok=False, message=str(exc), timed_out=True)
     except DiffError as exc:
         return Applied(ok=False, message=str(exc))
     return Applied(

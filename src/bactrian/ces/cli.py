@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from bactrian.ces.config import CESConfig
+from bactrian.ces.config import EDITS_TESTS_POLICIES, CESConfig
 from bactrian.ces.contract import BaseSpec, Verdict
-from bactrian.errors import ConfigError
+from bactrian.errors import CESError, ConfigError
 from bactrian.extras import require
 
 
@@ -37,7 +37,54 @@ def _config(workers: int | None, sandbox: str | None, timeout: float | None) -> 
 
 
 def _spec(base: str, rev: str | None, stage: tuple[str, ...], adapter: str) -> BaseSpec:
-    return BaseSpec(source=base, rev=rev, stages=_stages(stage), adapter=adapter)
+    # absolute: a `ces serve` reading the spec runs in another directory
+    return BaseSpec(
+        source=str(Path(base).resolve()), rev=rev, stages=_stages(stage), adapter=adapter
+    )
+
+
+def _verbosity() -> int:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    return int(root.params.get("verbose") or 0) if root is not None else 0
+
+
+def _read_diff(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Diff file {name!r} does not exist: give the path of a diff file, or '-' for stdin."
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{name!r} is a directory, not a diff file.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Diff file {name!r} is not UTF-8 text: a diff must be text.") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read diff file {name!r}: {exc.strerror or exc}.") from None
+
+
+def _pick_backend(backend: str | None, config: CESConfig) -> str:
+    """``--backend``, or: the ``[ces] url`` service when it answers, else ``local``."""
+    if backend is not None:
+        return backend
+    if not config.url:
+        return "local"
+    from bactrian.ces.client import CESClient
+
+    try:
+        with CESClient(config.url, timeout_s=2.0) as probe:
+            probe.health()
+    except CESError as exc:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "[ces] url %s: no CES service answers (%s); judging in this process.", config.url, exc
+        )
+        return "local"
+    return "http"
 
 
 base_options = [
@@ -111,14 +158,27 @@ def warm(
 @click.option("--json", "as_json", is_flag=True, help='Print {"verdicts": [...]} as JSON.')
 @click.option(
     "--backend",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="Where the workers run.",
+    type=click.Choice(["local", "ray", "http"]),
+    default=None,
+    help="Where the workers run: in this process (local), on Ray, or a running `ces serve` "
+    "(http, at --url / [ces] url). Default: that service when [ces] url is set and it "
+    "answers, else local.",
 )
 @click.option(
     "--address",
     help="Ray cluster address for --backend ray ('auto', 'ray://head:10001'; default: a local Ray).",
+)
+@click.option("--url", help="A running `bactrian ces serve` to judge through (sets [ces] url).")
+@click.option(
+    "--token-env", metavar="VAR", help="Environment variable holding that service's token."
+)
+@click.option(
+    "--edits-tests-policy",
+    "policy",
+    type=click.Choice(EDITS_TESTS_POLICIES),
+    help="What the test stage does with a diff that touches tests (default: [ces] "
+    "edits_tests_policy). 'trust' runs the diff's tests as written: human-written diffs only "
+    "(a service refuses it unless started with --allow-trust).",
 )
 def eval_cmd(
     base: str,
@@ -131,38 +191,63 @@ def eval_cmd(
     diffs: tuple[str, ...],
     lenient: bool,
     as_json: bool,
-    backend: str,
+    backend: str | None,
     address: str | None,
+    url: str | None,
+    token_env: str | None,
+    policy: str | None,
 ) -> None:
     """Judge each DIFF file ('-' for stdin) against BASE, warming it first.
 
-    Exit status 0 when every diff passed every stage, 2 when some did not."""
+    Exit status 0 when every diff passed every stage, 2 when some did not. -v prints each
+    stage's command and time; -vv also logs the sandbox command lines."""
     from bactrian.ces.api import evaluate, shutdown
 
-    texts = [sys.stdin.read() if d == "-" else Path(d).read_text() for d in diffs]
+    texts = [_read_diff(d) for d in diffs]
     if address:
         if backend != "ray":
             raise ConfigError("--address only applies to --backend ray.")
         os.environ["BACTRIAN_CES_RAY_ADDRESS"] = address  # read by the ray backend's config
-    config = _config(workers, sandbox, timeout)
+    extra: dict[str, Any] = {}
+    if url:
+        extra["url"] = url
+    if token_env:
+        extra["token_env"] = token_env
+    config = CESConfig.load(workers=workers, sandbox=sandbox, timeout_s=timeout, **extra)
+    if backend == "http" and not config.url:
+        raise ConfigError("--backend http needs the service's address: --url or [ces] url.")
+    chosen = _pick_backend(backend, config)
     try:
         verdicts = evaluate(
             _spec(base, rev, stage, adapter),
             texts,
-            backend=backend,
-            workers=workers,
+            backend=chosen,
+            workers=workers if chosen != "http" else None,
             allow_lenient=lenient,
             config=config,
+            edits_tests_policy=policy,
         )
     finally:
         shutdown()
     if as_json:
         click.echo(json.dumps({"verdicts": [v.to_dict() for v in verdicts]}, indent=2))
     else:
+        verbose = _verbosity()
         for name, v in zip(diffs, verdicts, strict=True):
             click.echo(_line(name, v))
+            if verbose:
+                click.echo(_stage_lines(v))
     if not all(v.ok for v in verdicts):
         sys.exit(2)
+
+
+def _stage_lines(v: Verdict) -> str:
+    """One line per stage: status, time, and the command that ran (``-v``)."""
+    rows = []
+    for s in v.stages:
+        cmd = f"  $ {s.command}" if s.command else ""
+        rows.append(f"     {s.name:<9} {s.status:<7} {s.duration_s:7.2f}s{cmd}")
+    return "\n".join(rows)
 
 
 def _line(name: str, v: Verdict) -> str:
@@ -197,8 +282,7 @@ def status(as_json: bool) -> None:
         click.echo(f"  {b['source']}{rev}: {b['workers']} worker(s) in {b['dir']}")
 
 
-# `bactrian ces serve` (the HTTP service) is defined in bactrian.ces.http and attached here:
-# ces-serve adds `group.add_command(...)` below this line.
+# `bactrian ces serve`: the HTTP service of bactrian.ces.service
 
 
 @group.command()
@@ -225,6 +309,40 @@ def status(as_json: bool) -> None:
     metavar="VAR",
     help="Require 'Authorization: Bearer <token>', the token read from environment variable VAR.",
 )
+@click.option(
+    "--max-body-mb",
+    type=click.FloatRange(min=0.001),
+    default=32.0,
+    show_default=True,
+    help="Largest request body accepted (413 above it).",
+)
+@click.option(
+    "--keep-batches",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Finished batches kept for polling, at most.",
+)
+@click.option(
+    "--keep-mb",
+    type=click.FloatRange(min=0.0),
+    default=64.0,
+    show_default=True,
+    help="Verdicts of finished batches kept, at most (oldest dropped first).",
+)
+@click.option(
+    "--keep-s",
+    type=click.FloatRange(min=0.0),
+    default=3600.0,
+    show_default=True,
+    help="Seconds a finished batch stays fetchable.",
+)
+@click.option(
+    "--allow-trust",
+    is_flag=True,
+    help="Let requests ask for edits_tests_policy 'trust' (the diff's own tests run as "
+    "written: for human-written diffs only). Refused with 403 otherwise.",
+)
 def serve(
     host: str,
     port: int,
@@ -233,14 +351,22 @@ def serve(
     workers: int | None,
     allow_root: tuple[str, ...],
     token_env: str | None,
+    max_body_mb: float,
+    keep_batches: int,
+    keep_mb: float,
+    keep_s: float,
+    allow_trust: bool,
 ) -> None:
     """Serve the CES over HTTP: POST /v1/batches, GET /v1/batches/ID, POST /v1/evaluate,
-    GET /healthz, GET /metrics (Prometheus). Runs until interrupted."""
+    POST /v1/warm, GET /v1/status, GET /healthz, GET /metrics (Prometheus). Runs until
+    interrupted."""
     for module in ("fastapi", "uvicorn", "prometheus_client"):
         require(module, "serve", what="bactrian ces serve")
-    from bactrian.ces.http import serve as run_server
-    from bactrian.ces.http import token_from_env
+    from bactrian.ces.client import token_from_env
+    from bactrian.ces.service import Retention
+    from bactrian.ces.service import serve as run_server
 
+    mb = 1024 * 1024
     run_server(
         host,
         port,
@@ -249,4 +375,7 @@ def serve(
         workers=workers,
         token=token_from_env(token_env),
         allowed_roots=list(allow_root),
+        max_body_bytes=int(max_body_mb * mb),
+        retention=Retention(keep=keep_batches, keep_bytes=int(keep_mb * mb), keep_s=keep_s),
+        allow_trust=allow_trust,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,13 @@ DEFAULT_TEST_GLOBS: tuple[str, ...] = (
 )
 
 
+EDITS_TESTS_POLICIES: tuple[str, ...] = ("fail", "pristine", "trust")
+"""The test-edit policies (``[ces] edits_tests_policy``, ``--edits-tests-policy``, the HTTP
+option ``edits_tests_policy``): what the ``test`` stage does with a diff that touches tests.
+``trust`` is for human-written diffs only and is refused over HTTP unless the service allows
+it (``bactrian ces serve --allow-trust``)."""
+
+
 @dataclass
 class Limits:
     """Resource limits of every sandboxed stage command."""
@@ -51,6 +59,7 @@ class CESConfig:
     sandbox: str = "bwrap"  # "bwrap" | "none"
     adapter: str = "auto"  # default adapter for bases that do not name one
     timeout_s: float = 120.0  # default wall-clock limit per stage
+    apply_timeout_s: float = 20.0  # the apply stage (in process): time to place the hunks
     stage_timeouts: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     warm_timeout_s: float = 1800.0  # per stage while warming (a cold build of the base)
     cpu_s: int = 120
@@ -67,11 +76,17 @@ class CESConfig:
     # tests run as written — only for human-written diffs (checking mined gold diffs), never
     # for model output
     edits_tests_policy: str = "fail"
+    # a running `bactrian ces serve` ("http://127.0.0.1:8765"): when set, `ces eval`, the
+    # reward function and `evaluate()` judge through it (backend "http") instead of warming
+    # workers in this process; its token is read from the environment variable `token_env`
+    url: str = ""
+    token_env: str = ""
+    http_timeout_s: float = 30.0  # per HTTP request (warming waits up to warm_timeout_s)
 
     def __post_init__(self) -> None:
         choices = {
             "reward_mode": ("graded", "binary"),
-            "edits_tests_policy": ("fail", "pristine", "trust"),
+            "edits_tests_policy": EDITS_TESTS_POLICIES,
             "adapter": ("auto", "dune", "generic"),
         }
         for name, allowed in choices.items():
@@ -95,9 +110,19 @@ class CESConfig:
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
 
     def resolved_build_jobs(self) -> int:
+        return self.build_jobs_for(self.resolved_workers())
+
+    def build_jobs_for(self, pool_size: int) -> int:
+        """dune's ``-j`` for each worker of a pool of ``pool_size`` workers on this machine:
+        ``build_jobs`` when set, else the cores shared out (at least 1)."""
         if self.build_jobs > 0:
             return self.build_jobs
-        return max(1, (os.cpu_count() or 1) // self.resolved_workers())
+        return max(1, (os.cpu_count() or 1) // max(1, pool_size))
+
+    def for_pool(self, pool_size: int) -> CESConfig:
+        """This config with ``build_jobs`` fixed for a pool of ``pool_size`` workers (what
+        every backend hands its workers, whatever ``workers`` says)."""
+        return dataclasses.replace(self, build_jobs=self.build_jobs_for(pool_size))
 
     def resolved_work_dir(self) -> Path:
         return Path(self.work_dir) if self.work_dir else data_dir() / "ces"

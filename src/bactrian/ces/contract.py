@@ -108,6 +108,8 @@ class Job:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     allow_lenient: bool = False
     timeout_s: float | None = None
+    # the test-edit policy for this job (None: the backend's [ces] edits_tests_policy)
+    edits_tests_policy: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +118,7 @@ class Job:
             "id": self.id,
             "allow_lenient": self.allow_lenient,
             "timeout_s": self.timeout_s,
+            "edits_tests_policy": self.edits_tests_policy,
         }
 
     @classmethod
@@ -126,6 +129,7 @@ class Job:
             id=d.get("id") or uuid.uuid4().hex,
             allow_lenient=bool(d.get("allow_lenient", False)),
             timeout_s=d.get("timeout_s"),
+            edits_tests_policy=d.get("edits_tests_policy"),
         )
 
 
@@ -138,6 +142,7 @@ class StageResult:
     duration_s: float = 0.0
     output: str = ""
     exit_code: int | None = None
+    command: str | None = None  # the stage's command line, where one ran
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +151,7 @@ class StageResult:
             "duration_s": self.duration_s,
             "output": self.output,
             "exit_code": self.exit_code,
+            "command": self.command,
         }
 
     @classmethod
@@ -156,6 +162,7 @@ class StageResult:
             duration_s=float(d.get("duration_s", 0.0)),
             output=d.get("output", ""),
             exit_code=d.get("exit_code"),
+            command=d.get("command"),
         )
 
 

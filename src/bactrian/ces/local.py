@@ -140,13 +140,19 @@ class LocalBackend:
 
     def _grow(self, pool: _BasePool, want: int) -> None:
         pristine = pool.dir / "pristine"
+        # dune's -j from the pool's real size, not from [ces] workers
+        config = self.config.for_pool(max(want, len(pool.workers)))
+        for w in pool.workers:  # a grown pool: the workers already warm share the cores too
+            w.config = config
+            if w.adapter is not None and hasattr(w.adapter, "jobs"):
+                w.adapter.jobs = config.build_jobs
         if not pool.workers:
-            first = Worker(f"{pool.key[:8]}-w0", pool.spec, pool.dir / "w0", self.config, pristine)
+            first = Worker(f"{pool.key[:8]}-w0", pool.spec, pool.dir / "w0", config, pristine)
             first.warm()
             pool.workers.append(first)
             pool.free.put(first)
         new = [
-            Worker(f"{pool.key[:8]}-w{i}", pool.spec, pool.dir / f"w{i}", self.config, pristine)
+            Worker(f"{pool.key[:8]}-w{i}", pool.spec, pool.dir / f"w{i}", config, pristine)
             for i in range(len(pool.workers), want)
         ]
         if not new:

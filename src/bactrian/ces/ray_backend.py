@@ -17,6 +17,7 @@ Settings: ``[ces_ray]`` (``BACTRIAN_CES_RAY_*``) — see :class:`RayConfig`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -203,8 +204,9 @@ class RayBackend:
         root = self.config.resolved_work_dir() / "ray" / key
         start = time.monotonic()
         ids = [f"ray-{key[:8]}-{i}" for i in range(n)]
+        config = self._pool_config(n)
         actors = [
-            self._actor_cls.remote(wid, base.to_dict(), str(root / wid), self.config) for wid in ids
+            self._actor_cls.remote(wid, base.to_dict(), str(root / wid), config) for wid in ids
         ]
         try:  # the first builds from scratch; the others copy it where they share its node
             first = ray.get(actors[0].warm.remote())
@@ -215,6 +217,12 @@ class RayBackend:
         pool = _Pool(key, base, actors, ids, time.monotonic() - start, time.monotonic())
         pool.cloned = sum(1 for i in infos if i.get("cloned"))
         return pool
+
+    def _pool_config(self, n: int) -> CESConfig:
+        """The config the pool's actors get: ``workers`` is the pool's real size, so each
+        worker's dune ``-j`` is its node's cores shared out over the pool (computed on the
+        actor's node), never ``[ces] workers``."""
+        return dataclasses.replace(self.config, workers=n)
 
     def _close_pool(self, pool: _Pool) -> None:
         ray = _ray()
@@ -312,7 +320,8 @@ class RayBackend:
         self._kill([pool.actors[slot]])
         wid = pool.ids[slot]
         root = self.config.resolved_work_dir() / "ray" / pool.key / f"{wid}-r{time.time_ns()}"
-        actor = self._actor_cls.remote(wid, pool.base.to_dict(), str(root), self.config)
+        config = self._pool_config(len(pool.actors))
+        actor = self._actor_cls.remote(wid, pool.base.to_dict(), str(root), config)
         try:
             ray.get(actor.warm.remote())
         except Exception as exc:

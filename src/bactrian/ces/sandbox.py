@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -213,6 +214,7 @@ class NoSandbox:
         full_env["PATH"] = os.environ.get("PATH", BASE_ENV["PATH"])
         full_env["HOME"] = os.environ.get("HOME", "/tmp")
         full_env["TMPDIR"] = os.environ.get("TMPDIR", "/tmp")
+        log.debug("sandbox none: %s", shlex.join(argv))
         return _execute(argv, cwd=cwd or tree, env=full_env, limits=limits)
 
     def check(self, tree: Path, uid: int | None = None) -> None:
@@ -307,6 +309,7 @@ class BwrapSandbox:
     ) -> RunResult:
         tree = tree.resolve()
         argv = self.argv(command, tree=tree, cwd=(cwd or tree).resolve(), limits=limits, uid=uid)
+        log.debug("sandbox: %s", shlex.join(argv))
         # bwrap changes into the tree itself; "/" keeps a broken tree a sandbox failure
         return _execute(argv, cwd=Path("/"), env=_env(env), limits=limits, disk=tree)
 

@@ -213,8 +213,19 @@ class Worker:
             limits.cpu_s = max(limits.cpu_s, int(self.config.warm_timeout_s))
         if deadline is not None:
             limits.wall_s = max(0.1, min(limits.wall_s, deadline - time.monotonic()))
+        log.info("%s %s: %s", self.id, stage, cmd)
         run = self.sandbox.run(cmd, tree=self.tree, limits=limits, uid=self.uid)
-        return self._stage_result(stage, run), run.flags
+        res = self._stage_result(stage, run)
+        res.command = cmd
+        log.info(
+            "%s %s: %s in %.2f s (exit %s)",
+            self.id,
+            stage,
+            res.status,
+            res.duration_s,
+            res.exit_code,
+        )
+        return res, run.flags
 
     @staticmethod
     def _stage_result(stage: str, run: RunResult) -> StageResult:
@@ -254,7 +265,10 @@ class Worker:
         if edits_tests:
             flags.append("edits-tests")
         if apply_stage.status == "passed":
-            diagnostics = self._run_stages(stages, touched, edits_tests, deadline, flags)
+            policy = job.edits_tests_policy or self.config.edits_tests_policy
+            diagnostics = self._run_stages(
+                stages, touched, edits_tests, deadline, flags, policy=policy
+            )
         if "sandbox-kill" in flags:
             self.counters["sandbox_kills"] += 1
         furthest = None
@@ -287,7 +301,9 @@ class Worker:
             msg = "The diff is empty: nothing to judge."
             return StageResult("apply", "failed", 0.0, msg, None), [], None
         t0 = time.monotonic()
-        applied = apply_diff(self.tree, job.diff, lenient=job.allow_lenient)
+        applied = apply_diff(
+            self.tree, job.diff, lenient=job.allow_lenient, timeout_s=self.config.apply_timeout_s
+        )
         touched = [p for p in applied.touched if p]
         if applied.lenient:
             flags.append("lenient-apply")
@@ -295,7 +311,9 @@ class Worker:
             p = self.tree / rel
             if p.exists() or p.is_symlink():
                 prepare_tree(p, self.uid)
-        status = "passed" if applied.ok else "failed"
+        status = "passed" if applied.ok else "timeout" if applied.timed_out else "failed"
+        if applied.timed_out:
+            flags.append("timeout")
         out = applied.message[: self.config.output_bytes]
         res = StageResult("apply", status, round(time.monotonic() - t0, 4), out, None)
         return res, touched, applied.result
@@ -307,21 +325,24 @@ class Worker:
         edits_tests: list[str],
         deadline: float | None,
         flags: list[str],
+        *,
+        policy: str | None = None,
     ) -> list[Diagnostic]:
         """parse → typecheck → build → test into ``stages``, stopping at the first failure;
         returns the failing stage's diagnostics."""
         assert self.adapter is not None
+        policy = policy or self.config.edits_tests_policy
         present = [p for p in touched if (self.tree / p).is_file()]
         for stage in STAGES[1:]:
             if stage == "test" and edits_tests:
-                if self.config.edits_tests_policy == "fail":
+                if policy == "fail":
                     msg = (
                         f"The diff edits test files ({', '.join(edits_tests)}): the test stage "
                         "cannot pass for a diff that changes its own tests."
                     )
                     stages.append(StageResult("test", "failed", 0.0, msg, None))
                     return []
-                if self.config.edits_tests_policy == "pristine":
+                if policy == "pristine":
                     self._pristine_tests(edits_tests)
             res, run_flags = self._stage_flags(stage, present, deadline)
             flags.extend(f for f in run_flags if f not in flags)

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bactrian.diffs.ladder import (
+    FileIndex,
     HunkFailed,
     LadderConfig,
     Placement,
@@ -41,15 +42,11 @@ class _Cand:
     rung: str
 
 
-def _candidate_starts(keys: list[str], okeys: list[str]) -> list[int]:
-    index: dict[str, list[int]] = {}
-    wanted = {k for k in okeys if k}
-    for p, k in enumerate(keys):
-        if k in wanted:
-            index.setdefault(k, []).append(p)
+def _candidate_starts(index: FileIndex, okeys: list[str]) -> list[int]:
+    occurrences = {k: index.occurrences(k, key=True) for k in set(okeys) if k}
     votes: Counter[int] = Counter()
     for i, k in enumerate(okeys):
-        occ = index.get(k, []) if k else []
+        occ = occurrences[k] if k else []
         if len(occ) > 200:
             continue
         for p in occ:
@@ -101,7 +98,7 @@ def _align(
             elif not removable[i - 1] and a and b:
                 key = (i - 1, lo + j - 1)
                 if key not in sim_cache:
-                    sim_cache[key] = similarity(a, b)
+                    sim_cache[key] = similarity(a, b, config.line_similarity)
                 if sim_cache[key] >= config.line_similarity:
                     pair = 2.0 * sim_cache[key] - 0.5
             diag = score[i - 1][j - 1] + pair if pair is not None else neg
@@ -254,14 +251,14 @@ def _select(cands: list[_Cand], config: LadderConfig, expected: int | None) -> _
 
 
 def align_place(
-    lines: list[str],
-    keys: list[str],
+    index: FileIndex,
     hunk: Hunk,
     okeys: list[str],
     expected: int | None,
     config: LadderConfig,
 ) -> Placement:
-    starts = _candidate_starts(keys, okeys)
+    lines, keys = index.lines, index.keys
+    starts = _candidate_starts(index, okeys)
     if not starts:
         raise HunkFailed("none of the hunk's lines occur in the file")
     sim_cache: dict[tuple[int, int], float] = {}

@@ -12,11 +12,18 @@ import contextlib
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bactrian.diffs.ladder import DEFAULT_LADDER, HunkFailed, LadderConfig, place_hunk
+from bactrian.diffs.ladder import (
+    DEFAULT_LADDER,
+    FileIndex,
+    HunkFailed,
+    LadderConfig,
+    place_hunk,
+)
 from bactrian.diffs.model import (
     ApplyResult,
     DiffLimits,
@@ -26,7 +33,7 @@ from bactrian.diffs.model import (
     Patch,
 )
 from bactrian.diffs.parse import parse_patch, split_lines
-from bactrian.errors import DiffApplyError, UnsafeDiffError
+from bactrian.errors import DiffApplyError, DiffTimeoutError, UnsafeDiffError
 
 FORBIDDEN_DIRS = frozenset({".git", ".hg"})
 _UNSAFE_MODES = {"120000": "a symbolic link", "160000": "a submodule (gitlink)"}
@@ -113,23 +120,41 @@ def _to_bytes(v: str | bytes) -> bytes:
 
 
 def apply_hunks(
-    text: str, fp: FilePatch, *, lenient: bool, config: LadderConfig = DEFAULT_LADDER
+    text: str,
+    fp: FilePatch,
+    *,
+    lenient: bool,
+    config: LadderConfig = DEFAULT_LADDER,
+    deadline: float | None = None,
 ) -> tuple[str, list[HunkResult]]:
-    """Apply one file's hunks to its text; failed hunks are reported, not raised."""
+    """Apply one file's hunks to its text; failed hunks are reported, not raised. Past
+    ``deadline`` (``time.monotonic()``) it raises :class:`DiffTimeoutError`."""
     lines = split_lines(text)
+    index = FileIndex(lines) if lenient else None
     results: list[HunkResult] = []
     delta = drift = floor = 0
     for idx, h in enumerate(fp.hunks):
+        if deadline is not None and time.monotonic() > deadline:
+            raise DiffTimeoutError(
+                f"Applying the diff took too long: {fp.new_path or fp.old_path} was at hunk "
+                f"{idx + 1} of {len(fp.hunks)} when the time limit ran out. Send a smaller diff, "
+                "or one with line numbers in its @@ headers."
+            )
         expected = None
         if h.old_start is not None:
             base = h.old_start - 1 if h.old_lines else h.old_start
             expected = base + delta + drift
         try:
-            pl = place_hunk(lines, h, expected, lenient=lenient, floor=floor, config=config)
+            pl = place_hunk(
+                lines, h, expected, lenient=lenient, floor=floor, config=config, index=index
+            )
         except HunkFailed as exc:
             results.append(HunkResult(idx, None, 0, str(exc)))
             continue
-        lines[pl.start : pl.end] = pl.lines
+        if index is not None:
+            index.splice(pl.start, pl.end, pl.lines)
+        else:
+            lines[pl.start : pl.end] = pl.lines
         delta += len(pl.lines) - (pl.end - pl.start)
         if expected is not None:
             drift += pl.offset
@@ -158,6 +183,7 @@ def _apply_map(
     config: LadderConfig,
 ) -> tuple[dict[str, bytes], ApplyResult, _Plan]:
     state = dict(files)
+    deadline = time.monotonic() + limits.max_seconds if limits.max_seconds else None
     results: list[FileResult] = []
     modes: dict[str, str] = {}
     for fp in patch.files:
@@ -191,7 +217,7 @@ def _apply_map(
         if new is not None and old is not None and new != old and new in state:
             res.status, res.error = "failed", f"{new} already exists (rename/copy target)"
             continue
-        text, res.hunks = apply_hunks(base, fp, lenient=lenient, config=config)
+        text, res.hunks = apply_hunks(base, fp, lenient=lenient, config=config, deadline=deadline)
         if any(h.rung is None for h in res.hunks):
             res.status, res.error = "failed", "hunk(s) did not apply"
             continue

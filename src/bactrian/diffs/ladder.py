@@ -21,6 +21,7 @@ two context lines that are adjacent in the file, else the hunk fails.
 from __future__ import annotations
 
 import difflib
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from bactrian.diffs.model import Hunk
@@ -82,12 +83,97 @@ def _adapt(text: str, eol: str | None) -> str:
     return body + eol
 
 
-def _find_all(hay: list[str], needle: list[str]) -> list[int]:
-    n = len(needle)
-    if n == 0:
-        return []
-    first = needle[0]
-    return [p for p in range(len(hay) - n + 1) if hay[p] == first and hay[p : p + n] == needle]
+class FileIndex:
+    """One file's lines while its hunks are applied, with where each line (exact, and
+    whitespace-normalized) occurs, so that placing a hunk costs about its own size instead of
+    a scan of the whole file (a file with thousands of bare ``@@`` hunks otherwise takes
+    quadratic time).
+
+    The index is built once over the lines as they were (``_base``); each splice is recorded,
+    and as long as splices come in file order (each at or after the end of the previous one,
+    as hunks of a diff do) a line's current position follows from its base position by one
+    bisection, and lines a splice inserted never move again. A splice out of order rebuilds
+    the index from the current lines (correct, only slower). ``lines`` and ``keys`` are always
+    the current file, for direct reading; change them only through :meth:`splice`."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.keys = [norm(x) for x in lines]
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._by_line: dict[str, list[int]] = {}
+        self._by_key: dict[str, list[int]] = {}
+        for p, (line, key) in enumerate(zip(self.lines, self.keys, strict=True)):
+            self._by_line.setdefault(line, []).append(p)
+            self._by_key.setdefault(key, []).append(p)
+        self._ins_line: dict[str, list[int]] = {}
+        self._ins_key: dict[str, list[int]] = {}
+        self._b_start: list[int] = []  # each splice's range in base positions ...
+        self._b_end: list[int] = []
+        self._delta: list[int] = []  # ... and the total shift of base lines after it
+        self._cur_end = 0  # current position where the last splice's new lines end
+
+    def splice(self, start: int, end: int, new: list[str]) -> None:
+        """Replace current lines ``[start, end)`` with ``new``."""
+        new_keys = [norm(x) for x in new]
+        in_order = start >= self._cur_end
+        self.lines[start:end] = new
+        self.keys[start:end] = new_keys
+        if not in_order:
+            self._rebuild()
+            self._cur_end = start + len(new)
+            return
+        shift = self._delta[-1] if self._delta else 0
+        # every current line at or after the last splice's end is a base line shifted by it
+        self._b_start.append(start - shift)
+        self._b_end.append(end - shift)
+        self._delta.append(shift + len(new) - (end - start))
+        for k, (line, key) in enumerate(zip(new, new_keys, strict=True)):
+            self._ins_line.setdefault(line, []).append(start + k)
+            self._ins_key.setdefault(key, []).append(start + k)
+        self._cur_end = start + len(new)
+
+    def _count(self, text: str, *, key: bool) -> int:
+        """An upper bound of ``text``'s occurrences (lines since replaced included)."""
+        base, ins = (self._by_key, self._ins_key) if key else (self._by_line, self._ins_line)
+        return len(base.get(text, ())) + len(ins.get(text, ()))
+
+    def occurrences(self, text: str, *, key: bool = False) -> list[int]:
+        """Current positions (ascending) of the lines equal to ``text`` (of the normalized
+        lines equal to it with ``key``)."""
+        base, ins = (self._by_key, self._ins_key) if key else (self._by_line, self._ins_line)
+        found = base.get(text, [])
+        if not self._b_start:
+            return list(found)
+        out: list[int] = []
+        b_start, b_end, delta = self._b_start, self._b_end, self._delta
+        for b in found:
+            j = bisect_right(b_start, b) - 1
+            if j < 0:
+                out.append(b)
+            elif b >= b_end[j]:  # after splice j (or after a pure insertion at b)
+                out.append(b + delta[j])
+            # else: replaced by splice j
+        extra = ins.get(text)
+        if extra:
+            out = sorted(out + extra)
+        return out
+
+    def find_all(self, needle: list[str], *, key: bool = False) -> list[int]:
+        """Where ``needle`` occurs in the current lines (keys with ``key``), ascending; the
+        same as a scan of the whole file, found from the needle's rarest line."""
+        n = len(needle)
+        if n == 0:
+            return []
+        hay = self.keys if key else self.lines
+        i = min(range(n), key=lambda k: self._count(needle[k], key=key))
+        out = []
+        for p in self.occurrences(needle[i], key=key):
+            c = p - i
+            if 0 <= c <= len(hay) - n and hay[c : c + n] == needle:
+                out.append(c)
+        return out
 
 
 def _choose(positions: list[int], expected: int | None, floor: int) -> int | None:
@@ -137,10 +223,13 @@ def place_hunk(
     lenient: bool,
     floor: int = 0,
     config: LadderConfig = DEFAULT_LADDER,
+    index: FileIndex | None = None,
 ) -> Placement:
     """Where ``hunk`` goes in ``lines`` and what replaces them. ``expected`` is the 0-based
     line where the hunk's old lines should start (None when the header has no numbers);
-    ``floor`` is where the previous hunk ended. Raises :class:`HunkFailed` with a reason."""
+    ``floor`` is where the previous hunk ended. ``index`` (over ``lines``) makes the search
+    cost the hunk's size rather than the file's; without one it is built when needed.
+    Raises :class:`HunkFailed` with a reason."""
     old = hunk.old_lines
     header_ok = hunk.numbered and hunk.counts_ok
     stated = expected
@@ -152,7 +241,9 @@ def place_hunk(
         return Placement(expected, expected + len(old), hunk.new_lines, "exact")
     if not lenient:
         raise HunkFailed(_strict_reason(lines, hunk, expected))
-    placement = _lenient_place(lines, hunk, expected, floor, config)
+    if index is None or index.lines is not lines:
+        index = FileIndex(lines)
+    placement = _lenient_place(index, hunk, expected, floor, config)
     _check_edges(lines, hunk, placement)
     if stated is not None:
         placement.offset = placement.start - stated
@@ -175,11 +266,12 @@ def _check_edges(lines: list[str], hunk: Hunk, pl: Placement) -> None:
 
 
 def _lenient_place(
-    lines: list[str], hunk: Hunk, expected: int | None, floor: int, config: LadderConfig
+    index: FileIndex, hunk: Hunk, expected: int | None, floor: int, config: LadderConfig
 ) -> Placement:
+    lines = index.lines
     old = hunk.old_lines
     header_ok = hunk.numbered and hunk.counts_ok
-    exact = _find_all(lines, old)
+    exact = index.find_all(old)
     if exact:
         pos = _choose(exact, expected, floor)
         if pos is None:
@@ -191,9 +283,8 @@ def _lenient_place(
         off = pos - expected if expected is not None else 0
         return Placement(pos, pos + len(old), hunk.new_lines, rung, off)
 
-    keys = [norm(x) for x in lines]
     okeys = [norm(x) for x in old]
-    ws = _find_all(keys, okeys)
+    ws = index.find_all(okeys, key=True)
     if ws:
         pos = _choose(ws, expected, floor)
         if pos is None:
@@ -207,7 +298,7 @@ def _lenient_place(
 
     from bactrian.diffs.align import align_place
 
-    return align_place(lines, keys, hunk, okeys, expected, config)
+    return align_place(index, hunk, okeys, expected, config)
 
 
 def _place_insertion(
@@ -238,6 +329,9 @@ def _strict_reason(lines: list[str], hunk: Hunk, expected: int | None) -> str:
         if pos >= len(lines):
             return f"the file ends at line {len(lines)} before the hunk's context does"
         if lines[pos] != want:
+            eol = _eol_mismatch(lines[pos], want)
+            if eol:
+                return f"line endings differ at line {pos + 1} ({eol}); apply leniently"
             return (
                 f"context differs at line {pos + 1}: expected {want.rstrip()!r}, "
                 f"found {lines[pos].rstrip()!r}"
@@ -245,11 +339,37 @@ def _strict_reason(lines: list[str], hunk: Hunk, expected: int | None) -> str:
     return "context does not match"
 
 
-def similarity(a: str, b: str) -> float:
+def _ending(line: str) -> str:
+    if line.endswith("\r\n"):
+        return "CRLF"
+    if line.endswith("\n"):
+        return "LF"
+    if line.endswith("\r"):
+        return "CR"
+    return "no newline"
+
+
+def _eol_mismatch(file_line: str, hunk_line: str) -> str | None:
+    """``"CRLF in file, LF in patch"`` when two lines differ only in their line ending."""
+    if file_line.rstrip("\r\n") != hunk_line.rstrip("\r\n"):
+        return None
+    f, h = _ending(file_line), _ending(hunk_line)
+    return f"{f} in file, {h} in patch" if f != h else None
+
+
+def similarity(a: str, b: str, at_least: float = 0.0) -> float:
     """How alike two (normalized) lines are, 0..1. A line extended or cut at its end (a
-    comment appended, say) counts as at least 0.75 alike."""
-    ratio = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    comment appended, say) counts as at least 0.75 alike. A pair that cannot reach
+    ``at_least`` gets a cheap upper bound below it instead of the exact ratio."""
     short, long_ = sorted((a, b), key=len)
-    if len(short) >= 4 and long_.startswith(short):
-        return max(ratio, 0.75)
-    return ratio
+    prefix = len(short) >= 4 and long_.startswith(short)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if not prefix and at_least > 0.0:
+        bound = matcher.real_quick_ratio()
+        if bound < at_least:
+            return bound
+        bound = matcher.quick_ratio()
+        if bound < at_least:
+            return bound
+    ratio = matcher.ratio()
+    return max(ratio, 0.75) if prefix else ratio

@@ -130,10 +130,12 @@ def touched_paths(patch: Patch) -> list[str]:
 @dataclass(frozen=True)
 class DiffLimits:
     """What an application refuses: files larger than ``max_file_bytes`` (before or after),
-    patches touching more than ``max_files`` files."""
+    patches touching more than ``max_files`` files, and (with ``max_seconds``) placing hunks
+    for longer than that (:class:`bactrian.errors.DiffTimeoutError`)."""
 
     max_file_bytes: int = 4 * 1024 * 1024
     max_files: int = 1000
+    max_seconds: float | None = None
 
 
 @dataclass

@@ -1,23 +1,31 @@
-"""The CES over HTTP: a FastAPI app around any :class:`~bactrian.ces.contract.CESBackend`, the
-uvicorn entry point behind ``bactrian ces serve``, and :class:`CESClient`, its httpx client.
+"""The CES over HTTP: a FastAPI app around any :class:`~bactrian.ces.contract.CESBackend` and
+the uvicorn entry point behind ``bactrian ces serve``. Its client, itself a ``CESBackend``, is
+:class:`bactrian.ces.client.CESClient`.
 
 Routes (JSON unless noted; all but ``/healthz`` need ``Authorization: Bearer <token>`` when the
 service has a token):
 
 - ``POST /v1/batches`` ``{"base": {...BaseSpec}, "diffs": ["..."], "options": {...}}`` →
   ``202 {"id", "status": "queued", "jobs"}``; judged in the background, in submission order.
+  ``options``: ``allow_lenient``, ``timeout_s``, ``edits_tests_policy`` (``trust`` only when
+  the service was started with ``--allow-trust``: 403 else).
 - ``GET /v1/batches/{id}`` → ``{"id", "status", "jobs", "verdicts": [...] | null, "error"}``;
   ``status`` is ``queued``, ``running``, ``done`` or ``error`` (e.g. a base that is not green).
 - ``POST /v1/evaluate`` (same body) → ``{"verdicts": [...]}`` once judged (synchronous).
+- ``POST /v1/warm`` ``{"base": {...}, "workers": N}`` → the backend's ``warm()`` info.
 - ``GET /v1/status`` → the backend's ``status()`` and the service's queued jobs.
 - ``GET /healthz`` → ``{"ok": true, "backend": ..., "version": ...}`` (no token needed).
 - ``GET /metrics`` → Prometheus text (see :mod:`bactrian.ces.metrics`).
 
-Errors: 401 without the token, 403 for a base outside ``allowed_roots``, 404 for an unknown
-batch, 422 for a malformed request or (``/v1/evaluate``) a base that is not green.
+Errors: 401 without the token, 403 for a base outside ``allowed_roots`` or a refused policy,
+404 for an unknown batch, 413 for a body over ``max_body_bytes``, 422 for a malformed request
+or (``/v1/evaluate``, ``/v1/warm``) a base that is not green, 503 when the queued batches
+already hold ``max_pending_bytes`` of diffs.
 
 Batches run one at a time on a dispatcher thread; the backend spreads each batch's jobs over
-its workers. Finished batches are kept (bounded, oldest dropped first) so clients can poll.
+its workers. Finished batches are kept so clients can poll, within bounds (:class:`Retention`):
+at most ``keep`` batches, ``keep_bytes`` of verdicts, ``keep_s`` seconds after they finished;
+the oldest go first, and a finished batch no longer holds its diffs.
 
 The service judges bases named by *path or URL on the server's machine*: whoever can reach it
 can make it copy and build any directory it can read. It binds to 127.0.0.1 by default; set a
@@ -29,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import os
 import queue
@@ -42,13 +51,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from bactrian.ces.backends import make_backend
-from bactrian.ces.config import CESConfig
+from bactrian.ces.client import token_from_env
+from bactrian.ces.config import EDITS_TESTS_POLICIES, CESConfig
 from bactrian.ces.contract import BaseSpec, CESBackend, Job, Verdict
 from bactrian.ces.metrics import CONTENT_TYPE, CESMetrics
 from bactrian.errors import BactrianError, BaseNotGreenError, CESError
@@ -58,6 +67,7 @@ log = logging.getLogger(__name__)
 API_VERSION = "v1"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------------- request models
@@ -83,6 +93,9 @@ class BaseIn(BaseModel):
 class OptionsIn(BaseModel):
     allow_lenient: bool = False
     timeout_s: float | None = Field(default=None, gt=0)
+    edits_tests_policy: str | None = Field(
+        default=None, description="One of " + ", ".join(EDITS_TESTS_POLICIES) + "."
+    )
 
 
 class BatchIn(BaseModel):
@@ -98,12 +111,29 @@ class BatchIn(BaseModel):
                 diff=d,
                 allow_lenient=self.options.allow_lenient,
                 timeout_s=self.options.timeout_s,
+                edits_tests_policy=self.options.edits_tests_policy,
             )
             for d in self.diffs
         ]
 
 
+class WarmIn(BaseModel):
+    base: BaseIn
+    workers: int | None = Field(default=None, gt=0)
+
+
 # ---------------------------------------------------------------------------- batch queue
+
+
+@dataclass(frozen=True)
+class Retention:
+    """What the service keeps of finished batches (the oldest dropped first), and how much
+    queued work it accepts."""
+
+    keep: int = 1000  # finished batches
+    keep_bytes: int = 64 * 1024 * 1024  # their verdicts, as JSON
+    keep_s: float = 3600.0  # seconds after a batch finished
+    max_pending_bytes: int = 256 * 1024 * 1024  # diffs of batches not yet judged
 
 
 @dataclass
@@ -116,12 +146,19 @@ class Batch:
     verdicts: list[Verdict] | None = None
     error: str | None = None
     future: Future[list[Verdict]] = field(default_factory=Future)
+    n_jobs: int = 0
+    size: int = 0  # bytes held: the diffs until judged, then the verdicts as JSON
+    finished_at: float | None = None  # time.monotonic() when finished
+
+    def __post_init__(self) -> None:
+        self.n_jobs = len(self.jobs)
+        self.size = sum(len(j.diff) for j in self.jobs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "status": self.status,
-            "jobs": len(self.jobs),
+            "jobs": self.n_jobs,
             "created": self.created,
             "finished": self.finished,
             "verdicts": [v.to_dict() for v in self.verdicts] if self.verdicts is not None else None,
@@ -129,13 +166,25 @@ class Batch:
         }
 
 
-class BatchRunner:
-    """Runs batches on one background thread, in submission order, and remembers results."""
+class BusyError(CESError):
+    """The queued batches already hold as many diff bytes as the service accepts."""
 
-    def __init__(self, backend: CESBackend, metrics: CESMetrics, keep: int = 1000) -> None:
+
+class BatchRunner:
+    """Runs batches on one background thread, in submission order, and remembers results
+    within ``retention``'s bounds."""
+
+    def __init__(
+        self,
+        backend: CESBackend,
+        metrics: CESMetrics,
+        keep: int = 1000,
+        retention: Retention | None = None,
+    ) -> None:
         self.backend = backend
         self.metrics = metrics
-        self.keep = keep
+        self.retention = retention or Retention(keep=keep)
+        self.keep = self.retention.keep
         self._batches: OrderedDict[str, Batch] = OrderedDict()
         self._lock = threading.Lock()
         self._queue: queue.Queue[Batch | None] = queue.Queue()
@@ -145,22 +194,59 @@ class BatchRunner:
     def submit(self, jobs: list[Job]) -> Batch:
         batch = Batch(id=uuid.uuid4().hex, jobs=jobs)
         with self._lock:
+            self._prune()
+            pending = sum(b.size for b in self._batches.values() if b.finished_at is None)
+            if pending and pending + batch.size > self.retention.max_pending_bytes:
+                raise BusyError(
+                    f"The CES service is busy: {pending / 1e6:.1f} MB of diffs are queued "
+                    f"(at most {self.retention.max_pending_bytes / 1e6:.0f} MB). Retry once "
+                    "some batches are judged."
+                )
             self._batches[batch.id] = batch
-            while len(self._batches) > self.keep:
-                oldest = next(iter(self._batches.values()))
-                if oldest.status in ("queued", "running"):
-                    break
-                self._batches.popitem(last=False)
         self._queue.put(batch)
         return batch
 
+    def _prune(self) -> None:
+        """Drop finished batches, oldest first, beyond the count, byte and age bounds (the
+        newest finished batch stays, whatever its size, so that its client can fetch it)."""
+        r = self.retention
+        now = time.monotonic()
+        done = [b for b in self._batches.values() if b.finished_at is not None]
+        n, kept_bytes = len(done), sum(b.size for b in done)
+        for b in done[:-1]:  # in submission (= finishing) order: oldest first
+            assert b.finished_at is not None
+            if n <= r.keep and kept_bytes <= r.keep_bytes and now - b.finished_at <= r.keep_s:
+                continue
+            del self._batches[b.id]
+            n -= 1
+            kept_bytes -= b.size
+        if done and now - (done[-1].finished_at or now) > r.keep_s:
+            del self._batches[done[-1].id]
+
+    def kept(self) -> dict[str, int]:
+        """Finished batches kept and their bytes (for status and tests)."""
+        with self._lock:
+            self._prune()
+            done = [b for b in self._batches.values() if b.finished_at is not None]
+            return {"batches": len(done), "bytes": sum(b.size for b in done)}
+
     def get(self, batch_id: str) -> Batch | None:
         with self._lock:
+            self._prune()
             return self._batches.get(batch_id)
 
     def pending_jobs(self) -> int:
         with self._lock:
-            return sum(len(b.jobs) for b in self._batches.values() if b.status == "queued")
+            return sum(b.n_jobs for b in self._batches.values() if b.status == "queued")
+
+    def _finish(self, batch: Batch) -> None:
+        """A judged batch lets go of its diffs; it now holds its verdicts."""
+        size = len(json.dumps([v.to_dict() for v in batch.verdicts or []]))
+        with self._lock:
+            batch.jobs = []
+            batch.size = size + len(batch.error or "")
+            batch.finished_at = time.monotonic()
+            self._prune()
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._queue.put(None)
@@ -183,6 +269,7 @@ class BatchRunner:
             batch.error = f"{type(exc).__name__}: {exc}"
             batch.status = "error"
             batch.finished = time.time()
+            self._finish(batch)
             self.metrics.batch_finished("error")
             batch.future.set_exception(exc)
             return
@@ -190,6 +277,7 @@ class BatchRunner:
         batch.verdicts = list(verdicts)
         batch.status = "done"
         batch.finished = time.time()
+        self._finish(batch)
         self.metrics.batch_finished("done")
         batch.future.set_result(batch.verdicts)
 
@@ -232,6 +320,55 @@ def _source_checker(roots: Sequence[str | os.PathLike[str]] | None) -> Callable[
     return check
 
 
+class _BodyTooLarge(HTTPException):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413, whether it says its length
+    up front (refused before reading) or streams it (refused once it passes the bound)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _message(self, size: int | None) -> str:
+        got = f" ({size} bytes)" if size is not None else ""
+        return (
+            f"Request body too large{got}: this CES service accepts at most {self.max_bytes} "
+            "bytes per request. Split the batch into smaller ones (or ask its operator to "
+            "raise --max-body-mb)."
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(send, int(length))
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge(status_code=413, detail=self._message(None))
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, send: Any, size: int) -> None:
+        body = json.dumps({"detail": self._message(size)}).encode()
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
 def create_app(
     backend: CESBackend,
     *,
@@ -239,19 +376,27 @@ def create_app(
     keep_batches: int = 1000,
     status_timeout_s: float = 2.0,
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    retention: Retention | None = None,
+    allow_trust: bool = False,
 ) -> FastAPI:
     """A FastAPI app serving ``backend``. The caller owns the backend (and closes it).
 
     ``status_timeout_s`` bounds how long a metrics scrape waits for ``backend.status()``.
-    ``allowed_roots``: when given, a base must be a directory under one of them (403 else)."""
+    ``allowed_roots``: when given, a base must be a directory under one of them (403 else).
+    ``max_body_bytes`` caps each request body (413); ``retention`` bounds what is kept of
+    finished batches (default: ``keep_batches`` batches, 64 MB, one hour). ``allow_trust``
+    lets requests ask for the ``trust`` test-edit policy (the diff's tests run as written:
+    for human-written diffs only), refused with 403 otherwise."""
     check_source = _source_checker(allowed_roots)
+    retention = retention or Retention(keep=keep_batches)
     pending: list[BatchRunner] = []
     metrics = CESMetrics(
         status=backend.status,
         pending=lambda: pending[0].pending_jobs() if pending else 0,
         status_timeout_s=status_timeout_s,
     )
-    the_runner = BatchRunner(backend, metrics, keep=keep_batches)
+    the_runner = BatchRunner(backend, metrics, retention=retention)
     pending.append(the_runner)
 
     def runner() -> BatchRunner:
@@ -271,11 +416,33 @@ def create_app(
     app.state.backend = backend
     app.state.metrics = metrics
     app.state.runner = the_runner
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     auth = Depends(_auth(token))
+
+    def check_policy(options: OptionsIn) -> None:
+        policy = options.edits_tests_policy
+        if policy is None:
+            return
+        if policy not in EDITS_TESTS_POLICIES:
+            raise HTTPException(
+                status_code=422,
+                detail=f"options.edits_tests_policy {policy!r} is not a policy: use one of "
+                + ", ".join(EDITS_TESTS_POLICIES)
+                + ".",
+            )
+        if policy == "trust" and not allow_trust:
+            raise HTTPException(
+                status_code=403,
+                detail="options.edits_tests_policy 'trust' runs the diff's own tests as "
+                "written, for human-written diffs only; this service refuses it. Its operator "
+                "can allow it with `bactrian ces serve --allow-trust`.",
+            )
 
     @app.exception_handler(BactrianError)
     async def bactrian_error(_: Request, exc: BactrianError) -> JSONResponse:
         code = 422 if isinstance(exc, BaseNotGreenError) else 400
+        if isinstance(exc, BusyError):
+            code = 503
         return JSONResponse(status_code=code, content={"detail": str(exc)})
 
     @app.get("/healthz")
@@ -290,11 +457,22 @@ def create_app(
     @app.get("/v1/status", dependencies=[auth])
     async def status_route() -> dict[str, Any]:
         st = await asyncio.to_thread(backend.status)
-        return {"backend": backend.name, "queued_jobs": runner().pending_jobs(), "status": st}
+        return {
+            "backend": backend.name,
+            "queued_jobs": runner().pending_jobs(),
+            "kept": runner().kept(),
+            "status": st,
+        }
+
+    @app.post("/v1/warm", dependencies=[auth])
+    async def warm(body: WarmIn) -> dict[str, Any]:
+        check_source(body.base.source)
+        return dict(await asyncio.to_thread(backend.warm, body.base.spec(), body.workers))
 
     @app.post("/v1/batches", status_code=202, dependencies=[auth])
     async def submit(body: BatchIn) -> dict[str, Any]:
         check_source(body.base.source)
+        check_policy(body.options)
         batch = runner().submit(body.jobs())
         return {
             "id": batch.id,
@@ -309,14 +487,17 @@ def create_app(
         if batch is None:
             raise HTTPException(
                 status_code=404,
-                detail=f"No batch {batch_id!r}: it never existed, or it was dropped from the "
-                f"{keep_batches} kept batches. Submit it again.",
+                detail=f"No batch {batch_id!r}: it never existed, or it was dropped (this "
+                f"service keeps at most {retention.keep} finished batches, "
+                f"{retention.keep_bytes // (1024 * 1024)} MB of verdicts, for "
+                f"{retention.keep_s:g} s). Submit it again.",
             )
         return batch.to_dict()
 
     @app.post("/v1/evaluate", dependencies=[auth])
     async def evaluate(body: BatchIn) -> dict[str, Any]:
         check_source(body.base.source)
+        check_policy(body.options)
         batch = runner().submit(body.jobs())
         try:
             verdicts = await asyncio.wrap_future(batch.future)
@@ -343,6 +524,9 @@ def serve(
     config: CESConfig | None = None,
     log_level: str = "info",
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    retention: Retention | None = None,
+    allow_trust: bool = False,
 ) -> None:
     """Run the service with uvicorn until interrupted, then close the backend."""
     import uvicorn
@@ -350,7 +534,14 @@ def serve(
     config = config or CESConfig.load(workers=workers)
     impl = make_backend(backend, config, address=address)
     try:
-        app = create_app(impl, token=token, allowed_roots=allowed_roots or None)
+        app = create_app(
+            impl,
+            token=token,
+            allowed_roots=allowed_roots or None,
+            max_body_bytes=max_body_bytes,
+            retention=retention,
+            allow_trust=allow_trust,
+        )
         if host not in ("127.0.0.1", "localhost", "::1") and not token:
             log.warning(
                 "CES service on %s without a token: anyone who can reach it can make it build "
@@ -362,137 +553,12 @@ def serve(
         impl.close()
 
 
-# ---------------------------------------------------------------------------- client
-
-
-class CESClient:
-    """A small client of the CES HTTP service::
-
-    with CESClient("http://127.0.0.1:8765", token=...) as ces:
-        verdicts = ces.evaluate(BaseSpec("/path/to/repo"), [diff1, diff2])
-    """
-
-    def __init__(
-        self,
-        url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
-        *,
-        token: str | None = None,
-        timeout_s: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout_s, transport=transport
-        )
-
-    def __enter__(self) -> CESClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        try:
-            resp = self._http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise CESError(
-                f"Cannot reach the CES service at {self.url}: {exc}. Is `bactrian ces serve` "
-                "running there?"
-            ) from exc
-        if resp.status_code == 401:
-            raise CESError(
-                f"The CES service at {self.url} refused the request (401): pass its token."
-            )
-        if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("detail", resp.text)
-            except ValueError:
-                detail = resp.text
-            cls = BaseNotGreenError if resp.status_code == 422 and isinstance(detail, str) else None
-            raise (cls or CESError)(f"CES service error {resp.status_code}: {detail}")
-        return resp
-
-    @staticmethod
-    def _body(
-        base: BaseSpec | str, diffs: Sequence[str], allow_lenient: bool, timeout_s: float | None
-    ) -> dict[str, Any]:
-        spec = BaseSpec.coerce(base)
-        return {
-            "base": {
-                "source": spec.source,
-                "rev": spec.rev,
-                "vcs": spec.vcs,
-                "stages": dict(spec.stages),
-                "adapter": spec.adapter,
-            },
-            "diffs": list(diffs),
-            "options": {"allow_lenient": allow_lenient, "timeout_s": timeout_s},
-        }
-
-    def health(self) -> dict[str, Any]:
-        return dict(self._request("GET", "/healthz").json())
-
-    def metrics(self) -> str:
-        return self._request("GET", "/metrics").text
-
-    def submit(
-        self,
-        base: BaseSpec | str,
-        diffs: Sequence[str],
-        *,
-        allow_lenient: bool = False,
-        timeout_s: float | None = None,
-    ) -> str:
-        """Submit a batch; returns its id."""
-        body = self._body(base, diffs, allow_lenient, timeout_s)
-        return str(self._request("POST", "/v1/batches", json=body).json()["id"])
-
-    def batch(self, batch_id: str) -> dict[str, Any]:
-        return dict(self._request("GET", f"/v1/batches/{batch_id}").json())
-
-    def wait(
-        self, batch_id: str, *, poll_s: float = 0.2, timeout_s: float | None = None
-    ) -> list[Verdict]:
-        """Poll until the batch is judged; its verdicts in diff order."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            info = self.batch(batch_id)
-            if info["status"] == "done":
-                return [Verdict.from_dict(v) for v in info["verdicts"]]
-            if info["status"] == "error":
-                err = str(info.get("error") or "unknown error")
-                cls = BaseNotGreenError if err.startswith("BaseNotGreenError") else CESError
-                raise cls(f"CES batch {batch_id} failed: {err}")
-            if deadline is not None and time.monotonic() > deadline:
-                raise CESError(
-                    f"CES batch {batch_id} not judged after {timeout_s} s (status "
-                    f"{info['status']}); poll again later or raise the timeout."
-                )
-            time.sleep(poll_s)
-
-    def evaluate(
-        self,
-        base: BaseSpec | str,
-        diffs: Sequence[str],
-        *,
-        allow_lenient: bool = False,
-        timeout_s: float | None = None,
-        wait_s: float | None = None,
-    ) -> list[Verdict]:
-        """Submit and wait: one verdict per diff, in order."""
-        batch_id = self.submit(base, diffs, allow_lenient=allow_lenient, timeout_s=timeout_s)
-        return self.wait(batch_id, timeout_s=wait_s)
-
-
-def token_from_env(var: str | None) -> str | None:
-    """The token in environment variable ``var``; an error when it is named but empty."""
-    if not var:
-        return None
-    value = os.environ.get(var, "")
-    if not value:
-        raise CESError(f"--token-env {var}: the environment variable {var} is empty or unset.")
-    return value
+__all__ = [
+    "BatchRunner",
+    "BodyLimit",
+    "Retention",
+    "create_app",
+    "make_backend",
+    "serve",
+    "token_from_env",
+]
