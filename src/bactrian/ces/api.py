@@ -134,16 +134,17 @@ def reward_function(
     config: CESConfig | None = None,
     on_verdicts: Callable[[list[Verdict]], None] | None = None,
     edits_tests_policy: str | None = None,
-) -> Callable[..., list[float]]:
-    """A TRL-style reward function ``reward(completions, **kwargs) -> list[float]``.
+) -> Callable[..., list[float | None]]:
+    """A TRL-style reward function ``reward(completions, **kwargs) -> list[float | None]``.
 
     Each completion is turned into a diff and judged against ``base``; the reward is the
-    verdict's reward (graded or binary per config). The base is warmed on creation."""
+    verdict's reward (graded or binary per config), or ``None`` for an ``error`` verdict (the
+    machine failed, not the diff: TRL leaves such samples out). The base is warmed on creation."""
     spec = _spec(base, rev, stages)
     be = get_backend(backend, config)
     be.warm(spec, workers)
 
-    def reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
+    def reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         jobs = [
             Job(
                 base=spec,

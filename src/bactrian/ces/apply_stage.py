@@ -16,6 +16,16 @@ from bactrian.errors import DiffError, DiffTimeoutError
 RESERVED_DIRS = BUILD_DIRS | VCS_DIRS
 
 
+def _reserved(path: str) -> bool:
+    return path.split("/")[0] in RESERVED_DIRS
+
+
+def _sources_only(paths: list[str]) -> list[str]:
+    """A path into a build or VCS directory is refused, and never reported as touched: the
+    caller acts on touched paths, and those directories are written by sandboxed code."""
+    return [p for p in paths if not _reserved(p)]
+
+
 @dataclass
 class Applied:
     ok: bool
@@ -35,11 +45,11 @@ def apply_diff(
     try:
         patch = parse_patch(diff)
         touched = touched_paths(patch)
-        reserved = [p for p in touched if p.split("/")[0] in RESERVED_DIRS]
+        reserved = [p for p in touched if _reserved(p)]
         if reserved:
             return Applied(
                 ok=False,
-                touched=touched,
+                touched=[],
                 message=f"The diff writes into a build or VCS directory ({', '.join(reserved)}): "
                 "refused. Diffs may change sources only.",
             )
@@ -51,7 +61,7 @@ def apply_diff(
         return Applied(ok=False, message=str(exc))
     return Applied(
         ok=bool(result.ok),
-        touched=sorted(set(touched) | set(result.changed_paths)),
+        touched=_sources_only(sorted(set(touched) | set(result.changed_paths))),
         lenient=bool(result.lenient and result.counts().get("lenient", 0) > 0),
         message=result.summary(),
         result=result.to_dict(),

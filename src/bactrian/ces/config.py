@@ -47,7 +47,8 @@ class Limits:
     max_procs: int = 256  # RLIMIT_NPROC for the sandbox's (mapped) user
     output_bytes: int = 64 * 1024  # kept per stage; the rest is dropped (flag output-truncated)
     max_file_mb: int = 512  # RLIMIT_FSIZE: no single file larger than this
-    max_disk_mb: int = 2048  # kill a stage whose writes shrink the tree's file system this much
+    max_disk_mb: int = 2048  # a job's own disk: the size of its layer's tmpfs
+    job_memory_mb: int = 6144  # a job's total memory (every process + its layer): a cgroup
 
 
 @dataclass
@@ -67,7 +68,15 @@ class CESConfig:
     max_procs: int = 256
     output_bytes: int = 64 * 1024
     max_file_mb: int = 512
-    max_disk_mb: int = 2048
+    max_disk_mb: int = 2048  # per job: the size of its throw-away layer (a tmpfs)
+    # per job, all processes together plus the pages of its layer (a memory cgroup); where
+    # the machine has no memory cgroup, memory_mb x max_procs bounds it instead
+    job_memory_mb: int = 6144
+    # "auto": "overlay" where the CES runs as root with overlayfs, else "reset". "overlay":
+    # every job on a throw-away overlay of the warm tree (required for the bwrap sandbox, i.e.
+    # untrusted diffs). "reset": jobs write the warm tree, which is restored and verified
+    # after each job — for trusted diffs only (sandbox = "none")
+    isolation: str = "auto"
     reward_mode: str = "graded"  # "graded" | "binary"
     reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
     test_globs: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_GLOBS))
@@ -88,6 +97,7 @@ class CESConfig:
             "reward_mode": ("graded", "binary"),
             "edits_tests_policy": EDITS_TESTS_POLICIES,
             "adapter": ("auto", "dune", "generic"),
+            "isolation": ("auto", "overlay", "reset"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -137,4 +147,12 @@ class CESConfig:
             output_bytes=self.output_bytes,
             max_file_mb=self.max_file_mb,
             max_disk_mb=self.max_disk_mb,
+            job_memory_mb=self.job_memory_mb,
         )
+
+    def resolved_isolation(self) -> str:
+        if self.isolation != "auto":
+            return self.isolation
+        from bactrian.ces.isolation import overlay_unavailable
+
+        return "overlay" if overlay_unavailable() is None else "reset"

@@ -173,7 +173,13 @@ class Verdict:
     ``furthest`` is the last stage that passed (``None`` when even ``apply`` failed); ``ok``
     means every stage passed (skipped stages count as passed). ``flags`` name notable events:
     ``edits-tests``, ``lenient-apply``, ``sandbox-kill``, ``output-truncated``, ``timeout``,
-    ``disk-limit``, ``worker-rebuilt``, ``empty-diff``.
+    ``disk-limit``, ``memory-limit``, ``worker-rebuilt``, ``empty-diff``, ``retried``.
+
+    :attr:`state` is ``ok``, ``failed`` (a verdict on the diff) or ``error``: the machine
+    failed (the sandbox did not start, the host ran out of memory or disk, a worker crashed),
+    so nothing is known about the diff. An ``error`` verdict carries ``error`` (what failed),
+    is never ``ok`` and has ``reward = None`` — a reward function passes that on, and TRL
+    leaves such samples out instead of charging the diff.
     """
 
     job_id: str
@@ -181,12 +187,24 @@ class Verdict:
     furthest: str | None
     stages: list[StageResult] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    reward: float = 0.0
+    reward: float | None = 0.0  # None exactly when state == "error"
     tests: dict[str, int] | None = None  # {"passed": p, "failed": f, "total": t} where parsed
     worker: str = ""
     flags: list[str] = field(default_factory=list)
     apply: dict[str, Any] | None = None  # bactrian.diffs ApplyResult.to_dict()
     error: str | None = None  # an infrastructure error (not a verdict on the diff)
+
+    def __post_init__(self) -> None:
+        if self.error is not None:  # the machine's fault: no verdict on the diff, no reward
+            self.ok = False
+            self.reward = None
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``failed`` or ``error`` (see the class doc)."""
+        if self.error is not None:
+            return "error"
+        return "ok" if self.ok else "failed"
 
     def stage(self, name: str) -> StageResult | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -194,6 +212,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {
             "job_id": self.job_id,
+            "state": self.state,
             "ok": self.ok,
             "furthest": self.furthest,
             "stages": [s.to_dict() for s in self.stages],
@@ -214,7 +233,7 @@ class Verdict:
             furthest=d.get("furthest"),
             stages=[StageResult.from_dict(s) for s in d.get("stages", [])],
             diagnostics=[Diagnostic.from_dict(x) for x in d.get("diagnostics", [])],
-            reward=float(d.get("reward", 0.0)),
+            reward=None if d.get("reward", 0.0) is None else float(d.get("reward", 0.0)),
             tests=d.get("tests"),
             worker=d.get("worker", ""),
             flags=list(d.get("flags", [])),

@@ -57,6 +57,7 @@ class LocalBackend:
             "jobs": 0,
             "ok": 0,
             "errors": 0,
+            "retries": 0,
             "warms": 0,
             "evictions": 0,
         }
@@ -201,30 +202,26 @@ class LocalBackend:
                 self._evict()
 
     def _run_one(self, pool: _BasePool, job: Job) -> Verdict:
-        worker = pool.free.get()
+        """Judge ``job``; an ``error`` verdict (the machine's fault, not the diff's) is retried
+        once on a fresh worker — another worker of the pool, or this one rebuilt when it is
+        the only one — and reported as ``error`` (no reward) if it fails again."""
         with self._lock:
             self._queued -= 1
             self._running += 1
         try:
-            verdict = worker.judge(job)
-        except Exception as exc:  # an infrastructure failure: report it, keep the pool alive
-            verdict = Verdict(
-                job_id=job.id,
-                ok=False,
-                furthest=None,
-                stages=[StageResult("apply", "error", 0.0, str(exc), None)],
-                worker=worker.id,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            with self._lock:
-                self.counters["errors"] += 1
+            verdict, failed = self._attempt(pool, job, avoid=None)
+            if verdict.state == "error":
+                with self._lock:
+                    self.counters["retries"] += 1
+                verdict, _ = self._attempt(pool, job, avoid=failed)
+                verdict.flags.append("retried")
         finally:
-            pool.free.put(worker)
             with self._lock:
                 self._running -= 1
         with self._lock:
             self.counters["jobs"] += 1
             self.counters["ok"] += int(verdict.ok)
+            self.counters["errors"] += int(verdict.state == "error")
             key = verdict.furthest or "none"
             self.furthest_counts[key] = self.furthest_counts.get(key, 0) + 1
             for s in verdict.stages:
@@ -232,6 +229,43 @@ class LocalBackend:
                     self.stage_seconds[s.name] += s.duration_s
                     self.stage_counts[s.name] += 1
         return verdict
+
+    @staticmethod
+    def _take(pool: _BasePool, avoid: Worker | None) -> Worker:
+        """A free worker other than ``avoid`` (waits for one); when ``avoid`` is the pool's only
+        worker, it is rebuilt from its base first."""
+        if avoid is None or len(pool.workers) < 2:
+            worker = pool.free.get()
+            if worker is avoid:
+                try:
+                    worker.rebuild()
+                except BaseException:
+                    pool.free.put(worker)
+                    raise
+            return worker
+        held = []
+        while True:
+            worker = pool.free.get()
+            if worker is not avoid:
+                break
+            held.append(worker)
+        for w in held:
+            pool.free.put(w)
+        return worker
+
+    def _attempt(self, pool: _BasePool, job: Job, avoid: Worker | None) -> tuple[Verdict, Worker]:
+        try:
+            worker = self._take(pool, avoid)
+        except Exception as exc:  # the rebuild of the only worker failed
+            assert avoid is not None
+            return _error_verdict(job, avoid.id, exc), avoid
+        try:
+            verdict = worker.judge(job)
+        except Exception as exc:  # an infrastructure failure: report it, keep the pool alive
+            verdict = _error_verdict(job, worker.id, exc)
+        finally:
+            pool.free.put(worker)
+        return verdict, worker
 
     # ----------------------------------------------------------------- status
     def status(self) -> dict[str, Any]:
@@ -273,6 +307,18 @@ class LocalBackend:
         with self._lock:
             for key in list(self._pools):
                 self._drop(key)
+
+
+def _error_verdict(job: Job, worker: str, exc: BaseException) -> Verdict:
+    """The machine failed on ``job``: state ``error``, no reward (see :class:`Verdict`)."""
+    return Verdict(
+        job_id=job.id,
+        ok=False,
+        furthest=None,
+        stages=[StageResult("apply", "error", 0.0, str(exc), None)],
+        worker=worker,
+        error=f"{type(exc).__name__}: {exc}",
+    )
 
 
 def _reusable(w: Worker) -> bool:

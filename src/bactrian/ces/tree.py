@@ -4,10 +4,16 @@ A tree's *source state* is every file, symlink and directory outside the build d
 (``_build``). :func:`manifest` records it (content hash, executable bit, link target) and
 :func:`tree_hash` condenses it to one hash; :func:`restore` brings a tree back to a recorded
 manifest from a snapshot directory and the reset is then verified by hashing again.
+
+Host-side code must never follow a path that sandboxed code could have written: the helpers
+here that touch a tree (:func:`chown_tree`, :func:`chown_nofollow`, :func:`tree_usage`,
+:func:`link_component`) resolve it one component at a time with ``openat``-style calls and
+``O_NOFOLLOW``, and never follow a symbolic link.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -28,8 +34,15 @@ def _skip(name: str) -> bool:
     return name in BUILD_DIRS or name in VCS_DIRS
 
 
-def manifest(root: Path) -> dict[str, Entry]:
-    """Relative path → entry for the source state of ``root`` (build and VCS dirs excluded)."""
+StatCache = dict[str, tuple[tuple[int, int, int, int], str]]
+
+
+def manifest(root: Path, cache: StatCache | None = None) -> dict[str, Entry]:
+    """Relative path → entry for the source state of ``root`` (build and VCS dirs excluded).
+
+    ``cache`` (kept by the caller between calls) reuses a file's hash while its inode, size,
+    mtime and ctime are unchanged: for a tree only trusted code writes (a warm tree under the
+    overlay isolation), where ctime cannot be set back."""
     out: dict[str, Entry] = {}
     root_s = str(root)
     for dirpath, dirnames, filenames in os.walk(root_s):
@@ -53,11 +66,19 @@ def manifest(root: Path) -> dict[str, Entry]:
             if stat.S_ISLNK(st.st_mode):
                 out[rel] = ("l", os.readlink(full))
             elif stat.S_ISREG(st.st_mode):
-                h = hashlib.sha1()
-                with open(full, "rb") as fh:
-                    while chunk := fh.read(1 << 20):
-                        h.update(chunk)
-                out[rel] = ("x" if st.st_mode & 0o111 else "f", h.hexdigest())
+                key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                hit = cache.get(rel) if cache is not None else None
+                if hit is not None and hit[0] == key:
+                    digest = hit[1]
+                else:
+                    h = hashlib.sha1()
+                    with open(full, "rb") as fh:
+                        while chunk := fh.read(1 << 20):
+                            h.update(chunk)
+                    digest = h.hexdigest()
+                    if cache is not None:
+                        cache[rel] = (key, digest)
+                out[rel] = ("x" if st.st_mode & 0o111 else "f", digest)
             else:
                 out[rel] = ("?", "")
     return out
@@ -116,6 +137,103 @@ def restore(tree: Path, snapshot: Path, want: dict[str, Entry]) -> list[str]:
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(snapshot / rel, path)
     return changed
+
+
+# ----------------------------------------------------------------------------- no-follow access
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_parent(root: Path, rel: str) -> tuple[int, str] | None:
+    """An fd of ``root/rel``'s parent reached without following any link, and the last
+    component; ``None`` when a component is missing, a link or not a directory."""
+    parts = [p for p in Path(rel).parts if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except OSError:
+        os.close(fd)
+        return None
+    return fd, parts[-1]
+
+
+def link_component(root: Path, rel: str) -> str | None:
+    """The first component of ``rel`` under ``root`` that is a symbolic link (or not a
+    directory where one is needed), as a relative path; ``None`` when there is none (missing
+    components are fine: they are created inside the tree)."""
+    parts = [p for p in Path(rel).parts if p not in ("", ".")]
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for i, part in enumerate(parts):
+            try:
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+            if stat.S_ISLNK(st.st_mode):
+                return "/".join(parts[: i + 1])
+            if i == len(parts) - 1:
+                return None
+            if not stat.S_ISDIR(st.st_mode):
+                return "/".join(parts[: i + 1])
+            nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    return None
+
+
+def chown_nofollow(root: Path, rel: str, uid: int) -> None:
+    """``lchown`` of ``root/rel`` to ``uid`` reached without following links (nothing is done
+    when a component on the way is a link); a directory is chowned with all it holds."""
+    opened = _open_parent(root, rel)
+    if opened is None:
+        return
+    fd, name = opened
+    try:
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        os.chown(name, uid, uid, dir_fd=fd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            chown_tree(Path(f"/proc/self/fd/{fd}") / name, uid, _top_checked=True)
+    finally:
+        os.close(fd)
+
+
+def chown_tree(root: Path, uid: int, *, _top_checked: bool = False) -> None:
+    """Give ``root`` and everything under it to ``uid`` (links themselves, never followed)."""
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode) and not _top_checked:
+        os.lchown(root, uid, uid)
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.lchown(root, uid, uid)
+        return
+    os.chown(root, uid, uid, follow_symlinks=False)
+    for _dirpath, dirnames, filenames, dirfd in os.fwalk(root, follow_symlinks=False):
+        for n in dirnames + filenames:
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(n, uid, uid, dir_fd=dirfd, follow_symlinks=False)
+
+
+def tree_usage(root: Path) -> int:
+    """Bytes allocated by the files under ``root`` (``st_blocks``), links never followed."""
+    total = 0
+    for _dirpath, dirnames, filenames, dirfd in os.fwalk(root, follow_symlinks=False):
+        for n in dirnames + filenames:
+            with contextlib.suppress(OSError):
+                total += os.stat(n, dir_fd=dirfd, follow_symlinks=False).st_blocks * 512
+    return total
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> str:

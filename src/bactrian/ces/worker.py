@@ -6,10 +6,25 @@ Layout under ``root``::
     root/base/    the tree's source state right after warming (what every reset restores)
     root/state.json  base tree hash, base test summary, uid — lets a later process reuse it
 
-Job flow: apply → parse → typecheck → build → test, stop at the first failure, then reset the
-tree's sources to ``base/`` and verify by tree hash; a failed verification rebuilds the worker.
-``_build`` is kept between jobs on purpose: dune recomputes from the restored sources (it
-compares file digests, not only mtimes), so the next job costs an incremental build.
+Job flow: apply → parse → typecheck → build → test, stop at the first failure.
+
+Isolation ``overlay`` (the default as root; required for the bwrap sandbox): each job runs in a
+private mount namespace on a throw-away overlay of the warm tree (``tree/``, with its
+``_build``, is the read-only lower layer; the upper layer is a tmpfs of ``max_disk_mb``, the
+job's disk) and in a memory cgroup of its own (see :mod:`bactrian.ces.isolation`). Nothing the
+job writes — sources, ``_build``, links, permissions, root-level ``_opam``/``.git`` — outlives
+it; the warm tree is never written by a job and is verified (hash of its sources, stat-cached)
+after each one. Host-side code touches the merged tree only before any of the job's code ran
+(applying the diff; the ``pristine`` policy's undo), and never follows a link.
+
+Isolation ``reset`` (trusted diffs only, sandbox ``none``): the job writes the warm tree, whose
+sources are then reset to ``base/`` and verified by tree hash; a failed verification rebuilds
+the worker.
+
+A fault of the machine (the layer or cgroup cannot be set up — e.g. the host's disk is full —,
+the sandbox does not start, the host runs out of memory) raises
+:class:`~bactrian.ces.isolation.InfrastructureError`: the backend reports an ``error`` verdict
+(no reward) after one retry on a fresh worker, never a verdict on the diff.
 
 Tests protection (``edits_tests_policy = "fail"``, the default): a diff that adds, edits or
 deletes a test file is flagged ``edits-tests`` and its ``test`` stage fails without running. A
@@ -25,19 +40,44 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import os
 import shutil
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bactrian.ces.adapters import Adapter, get_adapter
 from bactrian.ces.apply_stage import apply_diff
-from bactrian.ces.config import CESConfig
+from bactrian.ces.config import CESConfig, Limits
 from bactrian.ces.contract import STAGES, BaseSpec, Job, StageResult, Verdict
-from bactrian.ces.sandbox import RunResult, Sandbox, get_sandbox, prepare_tree, sandbox_uid
-from bactrian.ces.tree import Entry, copy_tree, manifest, restore, tree_hash
-from bactrian.errors import BaseNotGreenError, CESError
+from bactrian.ces.isolation import (
+    InfrastructureError,
+    JobLayer,
+    MemoryCgroup,
+    overlay_unavailable,
+    run_in_private_mount_ns,
+)
+from bactrian.ces.sandbox import (
+    JobBounds,
+    RunResult,
+    Sandbox,
+    get_sandbox,
+    prepare_tree,
+    sandbox_uid,
+)
+from bactrian.ces.tree import (
+    Entry,
+    StatCache,
+    chown_nofollow,
+    copy_tree,
+    manifest,
+    restore,
+    tree_hash,
+)
+from bactrian.errors import BaseNotGreenError, CESError, SandboxError
 from bactrian.types import Diagnostic
 
 log = logging.getLogger(__name__)
@@ -73,6 +113,36 @@ def _is_syntax(d: Diagnostic) -> bool:
     return d.kind == "syntax" or d.file.rsplit("/", 1)[-1] in BUILD_FILES
 
 
+@dataclass
+class _JobContext:
+    """The job in flight under the overlay isolation."""
+
+    tree: Path  # the merged tree the job sees and writes
+    layer: JobLayer
+    cgroup: MemoryCgroup | None
+
+
+def test_binds(base: dict[str, Entry], globs: list[str]) -> list[str]:
+    """The base's test files as few paths as possible: a directory whose every file is a test
+    file is one path (bound as a whole), other test files are listed one by one."""
+    files = {rel for rel, (kind, _) in base.items() if kind in ("f", "x", "l")}
+    mixed: set[str] = set()
+    for rel in files:
+        if not is_test_path(rel, globs):
+            parts = rel.split("/")
+            mixed.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    chosen: list[str] = []
+    for rel in sorted(f for f in files if base[f][0] != "l" and is_test_path(f, globs)):
+        parts = rel.split("/")
+        pick = next(
+            ("/".join(parts[:i]) for i in range(1, len(parts)) if "/".join(parts[:i]) not in mixed),
+            rel,
+        )
+        if not any(pick == c or pick.startswith(c + "/") for c in chosen):
+            chosen.append(pick)
+    return chosen
+
+
 class Worker:
     """A warm tree for one base. Not thread-safe: one job at a time (the pool ensures it)."""
 
@@ -99,6 +169,10 @@ class Worker:
         self.base_hash = ""
         self.base_tests: dict[str, int] | None = None
         self.base_green = True
+        self.isolation = config.resolved_isolation()
+        self.test_binds: list[str] = []
+        self._job: _JobContext | None = None
+        self._hash_cache: dict[str, StatCache] = {"tree": {}, "base": {}}
         self.warm_s = 0.0
         self.counters: dict[str, float] = {
             "jobs": 0,
@@ -114,6 +188,7 @@ class Worker:
         matches; copies a warm sibling's tree (with ``_build``) when given; else copies the
         pristine export and builds from scratch."""
         start = time.monotonic()
+        self._check_isolation()
         reused = self._try_reuse()
         if not reused:
             self._fresh_tree(clone_from)
@@ -136,14 +211,33 @@ class Worker:
         self.base_tests = (
             self.adapter.test_summary(test.output) if test and self.base_green else None
         )
-        self.base_manifest = manifest(self.tree)
+        self.base_manifest = manifest(self.tree, self._hash_cache["tree"])
         self.base_hash = tree_hash(self.base_manifest)
+        self.test_binds = test_binds(self.base_manifest, self.config.test_globs)
         if not reused:
             shutil.rmtree(self.base_dir, ignore_errors=True)
             copy_tree(self.tree, self.base_dir)
         self._save_state()
         self.warm_s = time.monotonic() - start
         return self.info()
+
+    def _check_isolation(self) -> None:
+        """Untrusted code (the bwrap sandbox) is judged only on the overlay isolation."""
+        why = overlay_unavailable()
+        if self.isolation == "overlay" and why is not None:
+            raise SandboxError(
+                f"The CES cannot use its overlay isolation here: {why}. Run it as root on a "
+                "kernel with overlayfs, or set [ces] sandbox = 'none' and isolation = 'reset' "
+                "for trusted diffs only."
+            )
+        if self.isolation != "overlay" and self.sandbox.name != "none":
+            reason = why or "[ces] isolation = 'reset' was asked for"
+            raise SandboxError(
+                f"Refusing to judge untrusted code without a throw-away layer per job ({reason}): "
+                "a job could leave links, permissions or a poisoned _build for the next one. Run "
+                "the CES as root with overlayfs (isolation = 'auto' or 'overlay'), or set [ces] "
+                "sandbox = 'none' and isolation = 'reset' for trusted diffs only."
+            )
 
     def _try_reuse(self) -> bool:
         state_file = self.root / "state.json"
@@ -213,8 +307,20 @@ class Worker:
             limits.cpu_s = max(limits.cpu_s, int(self.config.warm_timeout_s))
         if deadline is not None:
             limits.wall_s = max(0.1, min(limits.wall_s, deadline - time.monotonic()))
+        job = None if warm else self._job
+        bounds = None
+        if job is not None:
+            readonly = {}
+            if stage == "test" and self.config.edits_tests_policy != "trust":
+                readonly = {rel: self.tree / rel for rel in self.test_binds}
+            bounds = JobBounds(layer=job.layer, cgroup=job.cgroup, readonly=readonly)
+        tree = job.tree if job is not None else self.tree
         log.info("%s %s: %s", self.id, stage, cmd)
-        run = self.sandbox.run(cmd, tree=self.tree, limits=limits, uid=self.uid)
+        run = self.sandbox.run(cmd, tree=tree, limits=limits, uid=self.uid, bounds=bounds)
+        if not run.started:
+            self._sandbox_fault(stage, run)
+        if run.infra is not None:
+            raise InfrastructureError(f"Stage {stage!r} on worker {self.id}: {run.infra}.")
         res = self._stage_result(stage, run)
         res.command = cmd
         log.info(
@@ -226,6 +332,22 @@ class Worker:
             res.exit_code,
         )
         return res, run.flags
+
+    def _sandbox_fault(self, stage: str, run: RunResult) -> None:
+        """The sandbox did not start. If it does not start on the warm tree either, the machine
+        is at fault (:class:`InfrastructureError`); else the job left a tree it cannot enter,
+        and the stage fails as the diff's."""
+        probe = self.sandbox.run("true", tree=self.tree, limits=Limits(wall_s=30), uid=self.uid)
+        if probe.exit_code != 0 or not probe.started:
+            raise InfrastructureError(
+                f"The sandbox failed to start for stage {stage!r} on worker {self.id}: "
+                f"{run.output.strip()[:500]}"
+            )
+        run.exit_code = run.exit_code if run.exit_code not in (None, 0) else 1
+        run.output = (
+            f"[bactrian: the sandbox could not start on the tree the job left: "
+            f"{run.output.strip()[:500]}]\n"
+        )
 
     @staticmethod
     def _stage_result(stage: str, run: RunResult) -> StageResult:
@@ -244,6 +366,14 @@ class Worker:
         with self._lock:
             if self.adapter is None:
                 self.warm()
+            if self.isolation == "overlay":
+                try:
+                    verdict = run_in_private_mount_ns(self._judge_layered, job)
+                finally:
+                    rebuilt = self._after_layered_job()
+                if rebuilt:
+                    verdict.flags.append("worker-rebuilt")
+                return verdict
             try:
                 verdict = self._judge(job)
             except BaseException:
@@ -252,6 +382,52 @@ class Worker:
             if self._reset():
                 verdict.flags.append("worker-rebuilt")
             return verdict
+
+    def _judge_layered(self, job: Job) -> Verdict:
+        """One job on its own overlay and memory group (runs in a private mount namespace)."""
+        tag = f"{os.getpid()}-{job.id[:16]}-{uuid.uuid4().hex[:6]}"
+        layer = JobLayer(self.tree, self.root / "jobs" / tag, self.config.max_disk_mb)
+        cgroup = None
+        try:
+            try:
+                layer.mount()
+            except OSError as exc:
+                raise InfrastructureError(
+                    f"Worker {self.id} could not set up the job's layer under {layer.scratch}: "
+                    f"{exc.strerror or exc} (is the host's disk or memory full?)."
+                ) from exc
+            limit = self.config.job_memory_mb * 1024 * 1024
+            try:
+                cgroup = MemoryCgroup.create(limit, self.id.replace("/", "_"))
+            except OSError as exc:
+                raise InfrastructureError(
+                    f"Worker {self.id} could not create the job's memory cgroup: {exc}."
+                ) from exc
+            self._job = _JobContext(layer.merged, layer, cgroup)
+            return self._judge(job)
+        finally:
+            self._job = None
+            if cgroup is not None:
+                cgroup.remove()
+            layer.unmount()
+
+    def _after_layered_job(self) -> bool:
+        """The warm tree and its snapshot still hold the base (no job can write them: this is
+        defence in depth); rebuild when not. Returns True when the worker rebuilt."""
+        self.counters["resets"] += 1
+        if self._base_intact():
+            return False
+        log.warning("worker %s: the warm tree or its snapshot changed; rebuilding", self.id)
+        self.rebuild()
+        return True
+
+    def _base_intact(self) -> bool:
+        try:
+            tree_ok = tree_hash(manifest(self.tree, self._hash_cache["tree"])) == self.base_hash
+            base_ok = tree_hash(manifest(self.base_dir, self._hash_cache["base"])) == self.base_hash
+        except OSError:
+            return False
+        return tree_ok and base_ok
 
     def _judge(self, job: Job) -> Verdict:
         assert self.adapter is not None
@@ -264,8 +440,11 @@ class Worker:
         edits_tests = [p for p in touched if is_test_path(p, self.config.test_globs)]
         if edits_tests:
             flags.append("edits-tests")
+        policy = job.edits_tests_policy or self.config.edits_tests_policy
+        if apply_stage.status == "passed" and edits_tests and policy == "pristine":
+            # before any of the job's code ran: nothing here was written by the sandbox
+            self._pristine_tests(edits_tests)
         if apply_stage.status == "passed":
-            policy = job.edits_tests_policy or self.config.edits_tests_policy
             diagnostics = self._run_stages(
                 stages, touched, edits_tests, deadline, flags, policy=policy
             )
@@ -301,16 +480,16 @@ class Worker:
             msg = "The diff is empty: nothing to judge."
             return StageResult("apply", "failed", 0.0, msg, None), [], None
         t0 = time.monotonic()
+        work = self._work_tree
         applied = apply_diff(
-            self.tree, job.diff, lenient=job.allow_lenient, timeout_s=self.config.apply_timeout_s
+            work, job.diff, lenient=job.allow_lenient, timeout_s=self.config.apply_timeout_s
         )
         touched = [p for p in applied.touched if p]
         if applied.lenient:
             flags.append("lenient-apply")
-        for rel in touched:
-            p = self.tree / rel
-            if p.exists() or p.is_symlink():
-                prepare_tree(p, self.uid)
+        if self.uid is not None and os.geteuid() == 0:
+            for rel in touched:  # no job code has run yet; links are never followed anyway
+                chown_nofollow(work, rel, self.uid)
         status = "passed" if applied.ok else "timeout" if applied.timed_out else "failed"
         if applied.timed_out:
             flags.append("timeout")
@@ -332,18 +511,15 @@ class Worker:
         returns the failing stage's diagnostics."""
         assert self.adapter is not None
         policy = policy or self.config.edits_tests_policy
-        present = [p for p in touched if (self.tree / p).is_file()]
+        present = [p for p in touched if (self._work_tree / p).is_file()]
         for stage in STAGES[1:]:
-            if stage == "test" and edits_tests:
-                if policy == "fail":
-                    msg = (
-                        f"The diff edits test files ({', '.join(edits_tests)}): the test stage "
-                        "cannot pass for a diff that changes its own tests."
-                    )
-                    stages.append(StageResult("test", "failed", 0.0, msg, None))
-                    return []
-                if policy == "pristine":
-                    self._pristine_tests(edits_tests)
+            if stage == "test" and edits_tests and policy == "fail":
+                msg = (
+                    f"The diff edits test files ({', '.join(edits_tests)}): the test stage "
+                    "cannot pass for a diff that changes its own tests."
+                )
+                stages.append(StageResult("test", "failed", 0.0, msg, None))
+                return []
             res, run_flags = self._stage_flags(stage, present, deadline)
             flags.extend(f for f in run_flags if f not in flags)
             if res.status == "passed" and stage == "test":
@@ -359,24 +535,29 @@ class Worker:
             return diagnostics
         return []
 
+    @property
+    def _work_tree(self) -> Path:
+        """The tree a job writes: its overlay when one is mounted, else the warm tree."""
+        return self._job.tree if self._job is not None else self.tree
+
     def _pristine_tests(self, paths: list[str]) -> None:
         """Put the base's version of each test path back (delete the ones the diff added).
 
-        The build ran sandboxed code that may have turned a directory of the tree into a
-        symlink to a host path; this runs as the host user, so no symlink is ever followed."""
+        Runs right after apply, before any sandboxed code; still, no symlink is ever followed
+        (the diff itself may have made one)."""
         for rel in paths:
             target = self._safe_parent(rel) / Path(rel).name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
+            if target.is_symlink() or (target.exists() and not target.is_dir()):
                 target.unlink()
+            elif target.is_dir():
+                shutil.rmtree(target)
             if rel in self.base_manifest and self.base_manifest[rel][0] in ("f", "x"):
                 shutil.copy2(self.base_dir / rel, target, follow_symlinks=False)
                 prepare_tree(target, self.uid)
 
     def _safe_parent(self, rel: str) -> Path:
         """``tree/rel``'s parent with every component a real directory (links replaced)."""
-        cur = self.tree
+        cur = self._work_tree
         for part in Path(rel).parts[:-1]:
             cur = cur / part
             if cur.is_symlink() or (cur.exists() and not cur.is_dir()):
@@ -459,6 +640,7 @@ class Worker:
             "base_hash": self.base_hash,
             "warm_s": round(self.warm_s, 3),
             "base_tests": self.base_tests,
+            "isolation": self.isolation,
             **{k: int(v) for k, v in self.counters.items()},
         }
 
