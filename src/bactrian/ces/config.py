@@ -18,6 +18,9 @@ DEFAULT_REWARD_WEIGHTS: dict[str, float] = {
     "test": 1.0,
 }
 
+EDITS_TESTS_POLICIES: tuple[str, ...] = ("both", "pristine", "trust", "fail")
+"""Named policies for a diff that touches test files (see bactrian.ces.teststage)."""
+
 DEFAULT_TEST_GLOBS: tuple[str, ...] = (
     "test/**",
     "tests/**",
@@ -62,16 +65,21 @@ class CESConfig:
     reward_mode: str = "graded"  # "graded" | "binary"
     reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
     test_globs: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_GLOBS))
-    # "fail": a diff touching tests cannot pass `test`; "pristine": the test stage runs the
-    # base's own test files (the diff's test changes are undone first); "trust": the diff's
-    # tests run as written — only for human-written diffs (checking mined gold diffs), never
-    # for model output
-    edits_tests_policy: str = "fail"
+    # what the test stage runs for a diff that touches test files: "both" (default): the
+    # diff's tests as written AND the base's test files unmodified, both against the diff's
+    # code (deleting a base test fails); "pristine": only the base's test files; "trust": only
+    # the diff's tests — for human-written diffs (checking mined gold diffs), never for model
+    # output; "fail": the test stage fails without running
+    edits_tests_policy: str = "both"
+    # the test stage's reward when the base has suites whose runner cannot be counted (plain
+    # `(test)` executables, inline tests): the guard is off there and the verdict says so;
+    # the default pays no more than `build`
+    uncounted_test_weight: float = 0.7
 
     def __post_init__(self) -> None:
         choices = {
             "reward_mode": ("graded", "binary"),
-            "edits_tests_policy": ("fail", "pristine", "trust"),
+            "edits_tests_policy": EDITS_TESTS_POLICIES,
             "adapter": ("auto", "dune", "generic"),
         }
         for name, allowed in choices.items():
