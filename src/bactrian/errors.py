@@ -99,5 +99,10 @@ class BaseNotGreenError(CESError):
     """A CES base does not pass its own stage commands, so diffs against it cannot be judged."""
 
 
+class NothingToJudgeError(BaseNotGreenError):
+    """A base where no judging stage would run (no adapter command for typecheck, build or
+    test): every diff would pass, so it is refused when it warms."""
+
+
 class SandboxError(CESError):
     """The sandbox could not be set up."""

@@ -30,8 +30,8 @@ DEFAULT_TEST_GLOBS: tuple[str, ...] = (
 )
 
 
-EDITS_TESTS_POLICIES: tuple[str, ...] = ("fail", "pristine", "trust")
-"""The test-edit policies (``[ces] edits_tests_policy``, ``--edits-tests-policy``, the HTTP
+EDITS_TESTS_POLICIES: tuple[str, ...] = ("both", "pristine", "trust", "fail")
+"""The test-edit policies (see :mod:`bactrian.ces.teststage`; ``[ces] edits_tests_policy``, ``--edits-tests-policy``, the HTTP
 option ``edits_tests_policy``): what the ``test`` stage does with a diff that touches tests.
 ``trust`` is for human-written diffs only and is refused over HTTP unless the service allows
 it (``bactrian ces serve --allow-trust``)."""
@@ -80,11 +80,16 @@ class CESConfig:
     reward_mode: str = "graded"  # "graded" | "binary"
     reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
     test_globs: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_GLOBS))
-    # "fail": a diff touching tests cannot pass `test`; "pristine": the test stage runs the
-    # base's own test files (the diff's test changes are undone first); "trust": the diff's
-    # tests run as written — only for human-written diffs (checking mined gold diffs), never
-    # for model output
-    edits_tests_policy: str = "fail"
+    # what the test stage runs for a diff that touches test files: "both" (default): the
+    # diff's tests as written AND the base's test files unmodified, both against the diff's
+    # code (deleting a base test fails); "pristine": only the base's test files; "trust": only
+    # the diff's tests — for human-written diffs (checking mined gold diffs), never for model
+    # output; "fail": the test stage fails without running
+    edits_tests_policy: str = "both"
+    # the test stage's reward when the base has suites whose runner cannot be counted (plain
+    # `(test)` executables, inline tests): the guard is off there and the verdict says so;
+    # the default pays no more than `build`
+    uncounted_test_weight: float = 0.7
     # a running `bactrian ces serve` ("http://127.0.0.1:8765"): when set, `ces eval`, the
     # reward function and `evaluate()` judge through it (backend "http") instead of warming
     # workers in this process; its token is read from the environment variable `token_env`

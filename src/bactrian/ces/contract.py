@@ -23,6 +23,10 @@ from bactrian.types import Diagnostic
 STAGES: tuple[str, ...] = ("apply", "parse", "typecheck", "build", "test")
 """The stages every job goes through, in order; a job stops at the first failure."""
 
+JUDGING_STAGES: tuple[str, ...] = ("typecheck", "build", "test")
+"""The stages that judge a diff (``apply`` and ``parse`` only gate them): a base needs a command
+for at least one of them, and ``ok`` needs every one it has to have run and passed."""
+
 StageStatus = Literal["passed", "failed", "skipped", "timeout", "error"]
 STAGE_STATUSES: tuple[str, ...] = ("passed", "failed", "skipped", "timeout", "error")
 
@@ -170,10 +174,15 @@ class StageResult:
 class Verdict:
     """The CES's answer for one job.
 
-    ``furthest`` is the last stage that passed (``None`` when even ``apply`` failed); ``ok``
-    means every stage passed (skipped stages count as passed). ``flags`` name notable events:
-    ``edits-tests``, ``lenient-apply``, ``sandbox-kill``, ``output-truncated``, ``timeout``,
-    ``disk-limit``, ``memory-limit``, ``worker-rebuilt``, ``empty-diff``, ``retried``.
+    ``furthest`` is the last stage reached without a failure (passed, or skipped on the way;
+    ``None`` when even ``apply`` failed); ``ok`` means every judging stage the base has ran and
+    passed, nothing failed, and the test guard was on (see :func:`is_ok`). ``flags`` name
+    notable events: ``edits-tests``, ``lenient-apply``, ``sandbox-kill``, ``output-truncated``,
+    ``timeout``, ``disk-limit``, ``memory-limit``, ``worker-rebuilt``, ``empty-diff``,
+    ``retried``, ``test-guard-off``, ``tests-tampered``, ``parse-deferred``. ``test_report``
+    says which suites ran, from where (``source``: the base's test files or the diff's), with
+    which runner, and whether the guard was on: ``{"guard": "on"|"off"|"none", "uncounted":
+    [...], "policy", "suites": [{runner, dir, total, failed, source}]}``.
 
     :attr:`state` is ``ok``, ``failed`` (a verdict on the diff) or ``error``: the machine
     failed (the sandbox did not start, the host ran out of memory or disk, a worker crashed),
@@ -193,6 +202,7 @@ class Verdict:
     flags: list[str] = field(default_factory=list)
     apply: dict[str, Any] | None = None  # bactrian.diffs ApplyResult.to_dict()
     error: str | None = None  # an infrastructure error (not a verdict on the diff)
+    test_report: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.error is not None:  # the machine's fault: no verdict on the diff, no reward
@@ -223,6 +233,7 @@ class Verdict:
             "flags": list(self.flags),
             "apply": self.apply,
             "error": self.error,
+            "test_report": self.test_report,
         }
 
     @classmethod
@@ -239,6 +250,7 @@ class Verdict:
             flags=list(d.get("flags", [])),
             apply=d.get("apply"),
             error=d.get("error"),
+            test_report=d.get("test_report"),
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -249,6 +261,40 @@ class Verdict:
         d["flags"] = sorted(f for f in d["flags"] if f != "worker-rebuilt")
         d["stages"] = [{"name": s.name, "status": s.status} for s in self.stages]
         return d
+
+
+def is_ok(stages: Sequence[StageResult], judging: Sequence[str], *, guard_off: bool) -> bool:
+    """Every stage reached without a failure, every judging stage of the base among them with
+    status ``passed`` (never merely skipped), and the test guard on."""
+    if len(stages) != len(STAGES) or any(s.status not in ("passed", "skipped") for s in stages):
+        return False
+    ran = {s.name for s in stages if s.status == "passed"}
+    if not judging or not all(j in ran for j in judging):
+        return False
+    return not ("test" in judging and guard_off)
+
+
+def stage_reward(
+    stages: Sequence[StageResult], ok: bool, *, guard_off: bool, config: CESConfig
+) -> float:
+    """Graded: the weight of the furthest stage that *passed* before the first failure (a
+    skipped stage never earns its weight); a test stage whose guard is off earns
+    ``uncounted_test_weight`` instead of the test weight. Binary: 1.0 only when ``ok``."""
+    if config.reward_mode == "binary":
+        return 1.0 if ok else 0.0
+    weights = config.reward_weights
+    best: str | None = None
+    for s in stages:
+        if s.status == "skipped":
+            continue
+        if s.status != "passed":
+            break
+        best = s.name
+    if best is None:
+        return 0.0
+    if best == "test" and guard_off:
+        return float(config.uncounted_test_weight)
+    return float(weights.get(best, 0.0))
 
 
 @runtime_checkable

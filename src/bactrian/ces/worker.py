@@ -26,13 +26,14 @@ the sandbox does not start, the host runs out of memory) raises
 :class:`~bactrian.ces.isolation.InfrastructureError`: the backend reports an ``error`` verdict
 (no reward) after one retry on a fresh worker, never a verdict on the diff.
 
-Tests protection (``edits_tests_policy = "fail"``, the default): a diff that adds, edits or
-deletes a test file is flagged ``edits-tests`` and its ``test`` stage fails without running. A
-test runner that reports fewer tests than the base did (e.g. exits 0 before running them)
-fails the ``test`` stage too. With ``edits_tests_policy = "pristine"`` the test stage instead
-runs the base's own test files: the diff's test changes are undone before ``test`` runs (the
-verdict is still flagged). ``"trust"`` runs the diff's tests as written (still flagged): it is
-for human-written diffs, such as checking that mined gold diffs turn their base green.
+Tests: a diff that adds, edits or deletes a test file is flagged ``edits-tests``; what the
+test stage then runs is ``edits_tests_policy`` (``both`` by default: the diff's tests and the
+base's, see :mod:`bactrian.ces.teststage`). Results come from the runners' own records and are
+compared with the base's suite by suite (:mod:`bactrian.ces.runners`).
+
+No free rewards: a base where no judging stage (typecheck, build, test) has a command is refused
+when it warms; ``ok`` needs every judging stage to have run and passed with the test guard on;
+a skipped stage never earns its weight (:func:`bactrian.ces.contract.stage_reward`).
 """
 
 from __future__ import annotations
@@ -49,10 +50,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bactrian.ces.adapters import Adapter, get_adapter
+from bactrian.ces import runners, teststage
+from bactrian.ces.adapters import Adapter, DuneAdapter, get_adapter
 from bactrian.ces.apply_stage import apply_diff
 from bactrian.ces.config import CESConfig, Limits
-from bactrian.ces.contract import STAGES, BaseSpec, Job, StageResult, Verdict
+from bactrian.ces.contract import (
+    JUDGING_STAGES,
+    STAGES,
+    BaseSpec,
+    Job,
+    StageResult,
+    Verdict,
+    is_ok,
+    stage_reward,
+)
 from bactrian.ces.isolation import (
     InfrastructureError,
     JobLayer,
@@ -61,6 +72,7 @@ from bactrian.ces.isolation import (
     run_in_private_mount_ns,
 )
 from bactrian.ces.sandbox import (
+    SANDBOX_TREE,
     JobBounds,
     RunResult,
     Sandbox,
@@ -68,6 +80,7 @@ from bactrian.ces.sandbox import (
     prepare_tree,
     sandbox_uid,
 )
+from bactrian.ces.stanzas import read_stanzas
 from bactrian.ces.tree import (
     Entry,
     StatCache,
@@ -77,7 +90,7 @@ from bactrian.ces.tree import (
     restore,
     tree_hash,
 )
-from bactrian.errors import BaseNotGreenError, CESError, SandboxError
+from bactrian.errors import BaseNotGreenError, CESError, NothingToJudgeError, SandboxError
 from bactrian.types import Diagnostic
 
 log = logging.getLogger(__name__)
@@ -86,8 +99,9 @@ STATE_VERSION = 1
 
 
 def compute_reward(furthest: str | None, ok: bool, config: CESConfig) -> float:
-    """Graded: the weight of the furthest stage passed (all stages → the ``test`` weight);
-    binary: 1.0 only when every stage passed."""
+    """The reward of a verdict that reached ``furthest`` (every stage up to it *passed*):
+    graded = that stage's weight; binary = 1.0 only when ``ok``. Verdicts use
+    :func:`bactrian.ces.contract.stage_reward`, which also refuses weight to skipped stages."""
     if config.reward_mode == "binary":
         return 1.0 if ok else 0.0
     if config.reward_mode != "graded":
@@ -168,9 +182,13 @@ class Worker:
         self.base_manifest: dict[str, Entry] = {}
         self.base_hash = ""
         self.base_tests: dict[str, int] | None = None
+        self.base_report: runners.Report | None = None  # the base's suites, by their records
+        self.judging: list[str] = []  # the judging stages this base has commands for
         self.base_green = True
         self.isolation = config.resolved_isolation()
         self.test_binds: list[str] = []
+        self._test_run = "base"  # which tests the test stage runs now: base | diff | trust
+        self._edited_tests: set[str] = set()
         self._job: _JobContext | None = None
         self._hash_cache: dict[str, StatCache] = {"tree": {}, "base": {}}
         self.warm_s = 0.0
@@ -195,6 +213,21 @@ class Worker:
         self.adapter = get_adapter(
             self.base.adapter, self.tree, jobs=self.config.resolved_build_jobs()
         )
+        self.judging = [s for s in JUDGING_STAGES if self.adapter.command(s, [], self.base.stages)]
+        if not self.judging:
+            self.adapter = None
+            raise NothingToJudgeError(
+                f"Nothing to judge in {self.base.source}: "
+                + (
+                    "no dune-project and no --stage command"
+                    if not (self.tree / "dune-project").is_file()
+                    else "every stage command is empty"
+                )
+                + " for typecheck, build or test, so every diff would pass. Add a dune-project "
+                "or pass the commands (--stage build='make' --stage test='make check')."
+            )
+        if isinstance(self.adapter, DuneAdapter):
+            self.adapter.stanzas = read_stanzas(self.tree)
         self.sandbox.check(self.tree, self.uid)
         results = self._run_green_stages()
         bad = next((r for r in results if r.status != "passed" and r.status != "skipped"), None)
@@ -208,9 +241,14 @@ class Worker:
                 "Fix the base or pass the right stage commands (--stage NAME=CMD)."
             )
         test = next((r for r in results if r.name == "test"), None)
-        self.base_tests = (
-            self.adapter.test_summary(test.output) if test and self.base_green else None
-        )
+        if self._stanzas() is not None:
+            self.base_tests = runners.summary(self.base_report or {}) if self.base_green else None
+            if not self.base_green:
+                self.base_report = None
+        else:
+            self.base_tests = (
+                self.adapter.test_summary(test.output) if test and self.base_green else None
+            )
         self.base_manifest = manifest(self.tree, self._hash_cache["tree"])
         self.base_hash = tree_hash(self.base_manifest)
         self.test_binds = test_binds(self.base_manifest, self.config.test_globs)
@@ -276,7 +314,10 @@ class Worker:
         """typecheck, build, test on the unchanged tree, with the (longer) warm limits."""
         out = []
         for stage in STAGES[2:]:
-            res = self._stage_flags(stage, [], None, warm=True)[0]
+            if stage == "test" and self._stanzas() is not None:
+                res, _, self.base_report = self._run_tests(None, warm=True)
+            else:
+                res = self._stage_flags(stage, [], None, warm=True)[0]
             out.append(res)
             if res.status not in ("passed", "skipped"):
                 break
@@ -289,16 +330,25 @@ class Worker:
             "base": self.base.to_dict(),
             "base_hash": self.base_hash,
             "base_tests": self.base_tests,
+            "base_report": runners.report_to_state(self.base_report),
             "uid": self.uid,
         }
         (self.root / "state.json").write_text(json.dumps(state, indent=1))
 
     # ----------------------------------------------------------------- stages
     def _stage_flags(
-        self, stage: str, touched: list[str], deadline: float | None, *, warm: bool = False
+        self,
+        stage: str,
+        touched: list[str],
+        deadline: float | None,
+        *,
+        warm: bool = False,
+        cmd: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> tuple[StageResult, list[str]]:
         assert self.adapter is not None
-        cmd = self.adapter.command(stage, touched, self.base.stages)
+        if cmd is None:
+            cmd = self.adapter.command(stage, touched, self.base.stages)
         if not cmd:
             return StageResult(stage, "skipped", 0.0, "", None), []
         limits = self.config.limits(stage)
@@ -311,12 +361,22 @@ class Worker:
         bounds = None
         if job is not None:
             readonly = {}
-            if stage == "test" and self.config.edits_tests_policy != "trust":
-                readonly = {rel: self.tree / rel for rel in self.test_binds}
+            if stage == "test" and self._test_run != "trust":
+                # the base's test files, bound read-only from the warm tree (never from a path
+                # the job wrote); in the run of the diff's own tests, the ones it edits are its
+                # own (a build that rewrites them is caught by teststage.tampered)
+                own = self._test_run == "diff"
+                readonly = {
+                    rel: self.tree / rel
+                    for rel in self.test_binds
+                    if not (own and rel in self._edited_tests)
+                }
             bounds = JobBounds(layer=job.layer, cgroup=job.cgroup, readonly=readonly)
         tree = job.tree if job is not None else self.tree
         log.info("%s %s: %s", self.id, stage, cmd)
-        run = self.sandbox.run(cmd, tree=tree, limits=limits, uid=self.uid, bounds=bounds)
+        run = self.sandbox.run(
+            cmd, tree=tree, limits=limits, uid=self.uid, env=env or None, bounds=bounds
+        )
         if not run.started:
             self._sandbox_fault(stage, run)
         if run.infra is not None:
@@ -348,6 +408,114 @@ class Worker:
             f"[bactrian: the sandbox could not start on the tree the job left: "
             f"{run.output.strip()[:500]}]\n"
         )
+
+    # ----------------------------------------------------------------- tests
+    def _stanzas(self) -> Any:
+        return self.adapter.stanzas if isinstance(self.adapter, DuneAdapter) else None
+
+    def _guard(self) -> teststage.Guard:
+        adapter = self.adapter
+        inside = SANDBOX_TREE if self.sandbox.name == "bwrap" else str(self._work_tree.resolve())
+        suite_cmd = None
+        if isinstance(adapter, DuneAdapter):
+            suite_cmd = adapter.suite_command
+        return teststage.Guard(self._stanzas(), self.base_report, inside, suite_cmd)
+
+    def _run_tests(
+        self, deadline: float | None, *, warm: bool = False
+    ) -> tuple[StageResult, list[str], runners.Report]:
+        """One run of the test command (plus the suites it left out), with the records."""
+        assert self.adapter is not None
+        cmd = self.adapter.command("test", [], self.base.stages)
+        if not cmd:
+            return StageResult("test", "skipped", 0.0, "", None), [], {}
+
+        def run(command: str, env: dict[str, str]) -> tuple[StageResult, list[str]]:
+            return self._stage_flags("test", [], deadline, warm=warm, cmd=command, env=env)
+
+        return teststage.run_suites(self._work_tree, cmd, run, self._guard(), self.uid)
+
+    def _test_stage(
+        self,
+        touched: list[str],
+        edits_tests: list[str],
+        deadline: float | None,
+        *,
+        policy: str | None = None,
+    ) -> teststage.TestOutcome:
+        """The test stage under ``policy`` (default ``[ces] edits_tests_policy``; see
+        :mod:`bactrian.ces.teststage`)."""
+        policy = policy or self.config.edits_tests_policy
+        guard = self._guard()
+        base_tests = [
+            p
+            for p in self.base_manifest
+            if is_test_path(p, self.config.test_globs) and self.base_manifest[p][0] in ("f", "x")
+        ]
+        if edits_tests and policy == "fail":
+            msg = (
+                f"The diff edits test files ({', '.join(edits_tests)}): the test stage "
+                "cannot pass for a diff that changes its own tests (edits_tests_policy 'fail')."
+            )
+            return teststage.TestOutcome(StageResult("test", "failed", 0.0, msg, None))
+        deleted = [
+            p for p in edits_tests if p in base_tests and not (self._work_tree / p).is_file()
+        ]
+        if edits_tests and policy == "both" and deleted:
+            msg = (
+                f"The diff deletes base test files ({', '.join(deleted)}): a diff may add and "
+                "extend tests, not remove them."
+            )
+            return teststage.TestOutcome(StageResult("test", "failed", 0.0, msg, None))
+        runs: list[str] = []  # "diff" / "base", in order
+        if edits_tests and policy in ("both", "trust"):
+            runs.append("diff")
+        if not (edits_tests and policy == "trust"):
+            runs.append("base")
+        outcome = teststage.TestOutcome(StageResult("test", "passed", 0.0, "", 0))
+        total_report: runners.Report = {}
+        for source in runs:
+            if source == "base" and edits_tests:
+                self._pristine_tests(edits_tests)
+            self._test_run = "trust" if policy == "trust" else source
+            self._edited_tests = set(edits_tests)
+            try:
+                res, flags, report = self._run_tests(deadline)
+            finally:
+                self._test_run, self._edited_tests = "base", set()
+            outcome.flags += [f for f in flags if f not in outcome.flags]
+            if self._stanzas() is not None:
+                teststage.check_guard(res, guard, report)
+            elif res.status == "passed":
+                self._check_test_count(res)
+            must_match = [p for p in base_tests if source == "base" or p not in edits_tests]
+            bad = teststage.tampered(self._work_tree, self.base_manifest, must_match)
+            if bad:
+                res.status = "failed"
+                outcome.flags.append("tests-tampered")
+                res.output += (
+                    f"\n[bactrian: the base's test files changed while the tests were built or "
+                    f"run: {', '.join(bad[:10])}]\n"
+                )
+            if len(runs) > 1:
+                label = "the diff's tests" if source == "diff" else "the base's tests"
+                res.output = f"[bactrian: {label}]\n" + res.output
+            out = outcome.result
+            out.output += ("\n" if out.output else "") + res.output
+            out.duration_s = round(out.duration_s + res.duration_s, 4)
+            out.status, out.exit_code = res.status, res.exit_code
+            outcome.suites += teststage.suites_of(report, source)
+            if source == runs[-1] or res.status != "passed":
+                total_report = report
+            if res.status != "passed":
+                break
+        if self._stanzas() is not None:
+            outcome.summary = runners.summary(total_report) if total_report else None
+        else:
+            outcome.summary = (
+                self.adapter.test_summary(outcome.result.output) if self.adapter else None
+            )
+        return outcome
 
     @staticmethod
     def _stage_result(stage: str, run: RunResult) -> StageResult:
@@ -444,6 +612,7 @@ class Worker:
         if apply_stage.status == "passed" and edits_tests and policy == "pristine":
             # before any of the job's code ran: nothing here was written by the sandbox
             self._pristine_tests(edits_tests)
+        self._outcome: teststage.TestOutcome | None = None
         if apply_stage.status == "passed":
             diagnostics = self._run_stages(
                 stages, touched, edits_tests, deadline, flags, policy=policy
@@ -455,20 +624,31 @@ class Worker:
             if s.status not in ("passed", "skipped"):
                 break
             furthest = s.name
-        ok = len(stages) == len(STAGES) and all(s.status in ("passed", "skipped") for s in stages)
-        test_stage = next((s for s in stages if s.name == "test"), None)
-        tests = self.adapter.test_summary(test_stage.output) if test_stage else None
+        guard_state, uncounted = self._guard().state()
+        outcome = self._outcome
+        test_report: dict[str, Any] = {
+            "guard": guard_state,
+            "uncounted": uncounted,
+            "policy": self.config.edits_tests_policy,
+            "suites": outcome.suites if outcome else [],
+        }
+        test_ran = outcome is not None and outcome.result.status == "passed"
+        if guard_state == "off" and test_ran:
+            flags.append("test-guard-off")
+            stages[-1].output += "\n" + teststage.uncounted_weight_note(uncounted) + "\n"
+        ok = is_ok(stages, self.judging, guard_off=guard_state == "off")
         return Verdict(
             job_id=job.id,
             ok=ok,
             furthest=furthest,
             stages=stages,
             diagnostics=diagnostics,
-            reward=compute_reward(furthest, ok, self.config),
-            tests=tests,
+            reward=stage_reward(stages, ok, guard_off=guard_state == "off", config=self.config),
+            tests=outcome.summary if outcome else None,
             worker=self.id,
             flags=flags,
             apply=apply_info,
+            test_report=test_report,
         )
 
     def _apply(
@@ -513,17 +693,20 @@ class Worker:
         policy = policy or self.config.edits_tests_policy
         present = [p for p in touched if (self._work_tree / p).is_file()]
         for stage in STAGES[1:]:
-            if stage == "test" and edits_tests and policy == "fail":
-                msg = (
-                    f"The diff edits test files ({', '.join(edits_tests)}): the test stage "
-                    "cannot pass for a diff that changes its own tests."
+            if stage == "test":
+                self._outcome = outcome = self._test_stage(
+                    touched, edits_tests, deadline, policy=policy
                 )
-                stages.append(StageResult("test", "failed", 0.0, msg, None))
-                return []
-            res, run_flags = self._stage_flags(stage, present, deadline)
+                res, run_flags = outcome.result, outcome.flags
+            else:
+                res, run_flags = self._stage_flags(stage, present, deadline)
             flags.extend(f for f in run_flags if f not in flags)
-            if res.status == "passed" and stage == "test":
-                self._check_test_count(res)
+            if (
+                stage == "parse"
+                and "[bactrian: " in res.output
+                and "parsed at typecheck" in (res.output)
+            ):
+                flags.append("parse-deferred")
             stages.append(res)
             if res.status in ("passed", "skipped"):
                 continue
@@ -641,6 +824,8 @@ class Worker:
             "warm_s": round(self.warm_s, 3),
             "base_tests": self.base_tests,
             "isolation": self.isolation,
+            "judging": list(self.judging),
+            "suites": [s.to_dict() for s in self._stanzas().suites] if self._stanzas() else [],
             **{k: int(v) for k, v in self.counters.items()},
         }
 
