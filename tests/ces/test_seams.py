@@ -37,7 +37,7 @@ def test_adapter_factories_take_one_config() -> None:
 
 
 def test_backends_are_registered_in_one_place_without_importing_them_first(tmp_path: Path) -> None:
-    assert BACKENDS.names() == ["local", "ray"]
+    assert BACKENDS.names() == ["http", "local", "ray"]
     backend = make_backend("local", CESConfig(workers=1, work_dir=tmp_path))
     try:
         assert isinstance(backend, LocalBackend) and isinstance(backend, CESBackend)

@@ -509,6 +509,9 @@ class Worker:
                 total_report = report
             if res.status != "passed":
                 break
+        outcome.result.command = (
+            self.adapter.command("test", [], self.base.stages) if self.adapter else None
+        )
         if self._stanzas() is not None:
             outcome.summary = runners.summary(total_report) if total_report else None
         else:
