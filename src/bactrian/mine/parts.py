@@ -171,9 +171,11 @@ def _order_modules(stems: list[str], units_by_stem: dict[str, list[Unit]]) -> li
     ``module Foo = Foo`` in module B's new lines → foo before b), tests after the modules
     they test."""
     deps: dict[str, set[str]] = {s: set() for s in stems}
+    defined = {s: {n for u in units_by_stem[s] for n in u.defines} for s in stems}
     for s in stems:
         words = {w.lower() for u in units_by_stem[s] for w in u.modules_used}
-        deps[s] = {t for t in stems if t != s and t in words}
+        uses = {w for u in units_by_stem[s] for w in u.uses}
+        deps[s] = {t for t in stems if t != s and (t in words or uses & defined[t])}
     build = [s for s in stems if all(is_build_file(u.path) for u in units_by_stem[s])]
     tests = [
         s for s in stems if s not in build and all(is_test_path(u.path) for u in units_by_stem[s])
