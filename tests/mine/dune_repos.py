@@ -159,7 +159,7 @@ def view_repo(root: Path) -> Path:
     """``lib/alpha.ml`` gains ``module View = View`` and uses of it in the same commit that
     creates ``lib/view.ml``: a naive (path) order puts alpha first, which does not build."""
     alpha_after = "let base = 1\nmodule View = View\n" + "".join(
-        f"let a{i} = View.v{i} {i}\n" for i in range(25)
+        f"let a{i} = View.v{i} {i}\n" for i in range(20)
     )
     return git_repo(
         root,
