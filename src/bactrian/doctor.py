@@ -227,6 +227,40 @@ def _build(tree: Path, command: str, timeout_s: float) -> Any:
     return probe.run(tree)
 
 
+MAX_TRIES = 8
+
+
+def _try_scope(
+    tree: Path, scope: BuildScope, alias: str, files: list[str], timeout_s: float
+) -> tuple[str, str]:
+    """Build ``alias`` and then ``default`` under ``scope``: (state, log of the last build)."""
+    state, log = "green", ""
+    for a in dict.fromkeys([alias, "default"]):
+        res = _build(tree, scope.command(a, files), timeout_s)
+        state, log = res.state.value, res.log
+        if state != "green":
+            break
+    return state, log
+
+
+def _widen(scope: BuildScope, causes: list[Cause], index: DuneIndex) -> BuildScope | None:
+    """``scope`` leaving out what ``causes`` name too (same kind of scope), or ``None``."""
+    if not causes:
+        return None
+    extra = suggest_scopes(causes, index)
+    if scope.only_packages:
+        nxt = next((s for s in extra if s.only_packages), None)
+        if nxt is None:
+            return None
+        keep = sorted(set(scope.only_packages) & set(nxt.only_packages))
+        return BuildScope(only_packages=keep) if keep and keep != scope.only_packages else None
+    nxt = next((s for s in extra if s.exclude_dirs), None)
+    if nxt is None:
+        return None
+    dirs = sorted(set(scope.exclude_dirs) | set(nxt.exclude_dirs))
+    return BuildScope(exclude_dirs=dirs) if dirs != sorted(scope.exclude_dirs) else None
+
+
 def diagnose(
     target: Path | str,
     *,
@@ -255,19 +289,26 @@ def diagnose(
         diag = Diagnosis(str(target), rev, first.state.value, command, log_tail=first.log[-4000:])
         if first.state.value == "red":
             diag.causes = red_causes(first.log)
-            for scope in suggest_scopes(diag.causes, DuneIndex.from_dir(tree)):
-                states = []
-                for a in dict.fromkeys([alias, "default"]):
-                    states.append(_build(tree, scope.command(a, files), timeout_s).state.value)
-                    if states[-1] != "green":
-                        break
-                state = "green" if all(s == "green" for s in states) else states[-1]
+            index = DuneIndex.from_dir(tree)
+            queue = suggest_scopes(diag.causes, index)
+            while queue and len(diag.tried) < MAX_TRIES:
+                scope = queue.pop(0)
+                state, log = _try_scope(tree, scope, alias, files, timeout_s)
                 diag.tried.append(
                     {"scope": scope.to_dict(), "suggestion": scope.describe(), "state": state}
                 )
                 if state == "green":
                     diag.scope = scope
                     break
+                if state != "red":
+                    continue
+                # dune stops at the first broken stanza: what the narrower build still
+                # trips on is one more thing to leave out
+                more = [c for c in red_causes(log) if c not in diag.causes]
+                diag.causes += more
+                wider = _widen(scope, more, index)
+                if wider is not None:
+                    queue.insert(0, wider)
     if save and diag.state != "unknown":
         note = "; ".join(c.headline() for c in diag.causes)
         if diag.state == "green":
@@ -277,22 +318,90 @@ def diagnose(
     return diag
 
 
+def union_scope(scopes: list[BuildScope]) -> BuildScope | None:
+    """One scope that leaves out what every one of ``scopes`` leaves out (directories
+    excluded by any; packages kept by all), or ``None`` when there is none."""
+    if not scopes:
+        return None
+    dirs = sorted({d for s in scopes for d in s.exclude_dirs})
+    pkg_sets = [set(s.only_packages) for s in scopes if s.only_packages]
+    pkgs = sorted(set.intersection(*pkg_sets)) if pkg_sets else []
+    if pkg_sets and not pkgs:
+        return BuildScope(exclude_dirs=dirs) if dirs else None
+    return BuildScope(only_packages=pkgs, exclude_dirs=dirs)
+
+
+def diagnose_revisions(
+    target: Path | str,
+    revs: list[str],
+    *,
+    alias: str = "check",
+    timeout_s: float = 900.0,
+    save: bool = True,
+) -> tuple[list[Diagnosis], BuildScope | None, str | None]:
+    """:func:`diagnose` at each of ``revs`` (a history's old and new ends), and the scope
+    covering them all, saved with ``save``: (diagnoses, scope, where it was saved)."""
+    diags = [diagnose(target, rev=r, alias=alias, timeout_s=timeout_s, save=False) for r in revs]
+    scope = union_scope([d.scope for d in diags if d.scope is not None])
+    saved = None
+    if save and all(d.state != "unknown" for d in diags):
+        if scope is not None:
+            note = "; ".join(c.headline() for d in diags for c in d.causes)
+            saved = str(save_scope(target, scope, note=note))
+        elif all(d.state == "green" for d in diags):
+            saved = str(save_scope(target, BuildScope(), note="default build is green"))
+    return diags, scope, saved
+
+
 @click.command()
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option("--rev", help="Check this revision of a git/Mercurial repository.")
+@click.option(
+    "--rev",
+    "revs",
+    multiple=True,
+    help="Check this revision of a git/Mercurial repository (repeatable: the scope saved "
+    "covers every revision given, e.g. the two ends of the range you will mine).",
+)
 @click.option("--alias", default="check", show_default=True, help="The dune alias to build.")
 @click.option("--timeout", "timeout_s", type=float, default=900.0, show_default=True)
 @click.option("--no-save", is_flag=True, help="Print the diagnosis; do not save the scope.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
 def doctor(
-    target: Path, rev: str | None, alias: str, timeout_s: float, no_save: bool, as_json: bool
+    target: Path, revs: tuple[str, ...], alias: str, timeout_s: float, no_save: bool, as_json: bool
 ) -> None:
     """Say why the default build of TARGET (a workspace or repository) is red, find a build
     scope that works (--only-packages …, or directories left out) and save it for the
     snapshotter and `bactrian mine --label` (in bactrian's config dir, not in TARGET)."""
-    d = diagnose(target, rev=rev, alias=alias, timeout_s=timeout_s, save=not no_save)
+    if len(revs) <= 1:
+        d = diagnose(
+            target,
+            rev=revs[0] if revs else None,
+            alias=alias,
+            timeout_s=timeout_s,
+            save=not no_save,
+        )
+        if as_json:
+            click.echo(json.dumps(d.to_dict(), indent=2, sort_keys=True))
+        else:
+            for line in d.lines():
+                click.echo(line)
+        return
+    diags, scope, saved = diagnose_revisions(
+        target, list(revs), alias=alias, timeout_s=timeout_s, save=not no_save
+    )
     if as_json:
-        click.echo(json.dumps(d.to_dict(), indent=2, sort_keys=True))
-    else:
+        out = {
+            "diagnoses": [d.to_dict() for d in diags],
+            "scope": scope.to_dict() if scope else None,
+            "suggestion": scope.describe() if scope else None,
+            "saved_to": saved,
+        }
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    for d in diags:
         for line in d.lines():
             click.echo(line)
+    if scope is not None:
+        click.echo(f"scope for every revision: {scope.describe()}")
+    if saved:
+        click.echo(f"saved to {saved}")
