@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dataset": ("bactrian.dataset.cli", "dataset", "Build, inspect and export datasets."),
     "ces": ("bactrian.ces.cli", "group", "Code Evaluation Service: judge diffs stage by stage."),
     "demo": ("bactrian.demo", "demo", "Run the main job on the bundled sample."),
+    "doctor": ("bactrian.doctor", "doctor", "Why a build is red, and a build scope that works."),
 }
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +39,23 @@ def _echo_json(data: Any) -> None:
 @click.option(
     "--label",
     is_flag=True,
-    help="Build each kept example's base and target to label "
-    "them (real builds in a temporary directory).",
+    help="Label each example's base and target with real builds through the CES's warm "
+    "trees (one per base; every part of a split commit is checked).",
 )
 @click.option(
     "--build-cmd",
     help="Build command for --label (default: dune when the tree has a dune-project).",
+)
+@click.option(
+    "--only-packages",
+    help="With --label: build only these dune packages (comma-separated); default: the "
+    "scope `bactrian doctor` saved.",
+)
+@click.option(
+    "--exclude-dir",
+    "exclude_dirs",
+    multiple=True,
+    help="With --label: leave this directory out of the build (repeatable).",
 )
 @click.option(
     "--executor",
@@ -67,6 +77,8 @@ def mine(
     describer: str | None,
     label: bool,
     build_cmd: str | None,
+    only_packages: str | None,
+    exclude_dirs: tuple[str, ...],
     executor: str,
     no_store: bool,
     as_json: bool,
@@ -83,43 +95,86 @@ def mine(
         raise click.UsageError("Give WORKSPACE… or --from-vcs REPO --range RANGE.")
     if repo is not None and (workspaces or not rev_range):
         raise click.UsageError("--from-vcs takes --range RANGE and no WORKSPACE arguments.")
+    if (only_packages or exclude_dirs) and not label:
+        raise click.UsageError("--only-packages and --exclude-dir go with --label.")
     db = None if no_store else ExampleDB()
-    work = tempfile.TemporaryDirectory(prefix="bactrian-label-") if label else None
     labeller = None
-    if work is not None:
-        from bactrian.mine.label import label_examples
+    if label:
+        from bactrian.dune import BuildScope
+        from bactrian.mine.label import Labeller
 
-        def labeller(exs: list[Any]) -> Any:
-            assert work is not None
-            return label_examples(exs, Path(work.name), build_cmd=build_cmd)
-
+        scope = None
+        if only_packages or exclude_dirs:
+            pkgs = [p.strip() for p in (only_packages or "").split(",") if p.strip()]
+            scope = BuildScope(only_packages=pkgs, exclude_dirs=list(exclude_dirs))
+        labeller = Labeller(scope=scope, build_cmd=build_cmd)
     try:
         if repo is not None:
             assert rev_range is not None
             result = mine_vcs(
-                repo, rev_range, cfg, kind=vcs, db=db, label=labeller, squash_range=squash
+                repo,
+                rev_range,
+                cfg,
+                kind=vcs,
+                db=db,
+                label=labeller.label_examples if labeller else None,
+                squash_range=squash,
+                checker=labeller,
             )
         else:
             result = mine_workspaces(
-                list(workspaces), cfg, db=db, label=labeller, executor=executor
+                list(workspaces),
+                cfg,
+                db=db,
+                label=labeller.label_examples if labeller else None,
+                executor=executor,
             )
     finally:
         if db:
             db.close()
-        if work is not None:
-            work.cleanup()
+    if labeller is not None:
+        result.labels["red_bases"] = labeller.red_bases
+        result.labels["warm_trees"] = labeller.warm_trees
+        result.labels["jobs"] = labeller.jobs
     if as_json:
         _echo_json(result.to_dict())
         return
+    for line in result_lines(result, labelled=labeller is not None):
+        click.echo(line)
+
+
+def result_lines(result: Any, *, labelled: bool = False) -> list[str]:
+    """The human output of ``bactrian mine``: one line per example (with its build labels
+    and first diagnostic when labelled), then the counts."""
+    lines = []
     for ex in result.examples:
         first = ex.prompt.split("\n", 1)[0]
-        click.echo(f"{ex.id}  {ex.kind:<8} {ex.stats.get('steps', '')}  {first}")
+        steps = ex.stats.get("steps", "")
+        if labelled:
+            base, target = ex.stats.get("base_build", "?"), ex.stats.get("target_build", "?")
+            lines.append(f"{ex.id}  {ex.kind:<8} {base:>7} -> {target:<7}  {first}")
+            for side in ("target", "base"):
+                err = ex.stats.get(f"{side}_first_error")
+                if err and ex.stats.get(f"{side}_build") != "green":
+                    lines.append(f"    {side}: {err}")
+                    break
+        else:
+            lines.append(f"{ex.id}  {ex.kind:<8} {steps}  {first}")
     rep = result.report.to_dict()
     dropped = ", ".join(f"{k} {v}" for k, v in rep["dropped"].items()) or "none"
-    click.echo(
+    lines.append(
         f"{rep['candidates']} candidates, {rep['kept']} kept ({result.stored} new in the "
         f"database); dropped: {dropped}"
     )
+    notes = {k: v for k, v in result.notes.items() if not k.startswith("context_empty: ")}
+    if notes:
+        lines.append("notes: " + ", ".join(f"{k} {v}" for k, v in sorted(notes.items())))
+    if labelled:
+        lab = {k: v for k, v in result.labels.items() if isinstance(v, int)}
+        lines.append("labels: " + (", ".join(f"{k} {v}" for k, v in sorted(lab.items())) or "none"))
+        for red in result.labels.get("red_bases", []):
+            lines.append(f"red base {red['base']}: {red['hint']}")
+    return lines
 
 
 @click.command()

@@ -22,13 +22,39 @@ class MineResult:
     examples: list[Example] = field(default_factory=list)
     report: MiningReport = field(default_factory=MiningReport)
     stored: int = 0
+    # what splitting, context and labelling did: parts merged, chains cut, empty contexts
+    # (``context_empty``, and by reason), build labels, red bases with their causes
+    notes: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, *, full: bool = True) -> dict[str, Any]:
         if full:
             items = [e.to_dict() for e in self.examples]
         else:
             items = [{"id": e.id, "kind": e.kind, "diff": e.diff} for e in self.examples]
-        return {"examples": items, "report": self.report.to_dict(), "stored": self.stored}
+        return {
+            "examples": items,
+            "report": self.report.to_dict(),
+            "stored": self.stored,
+            "notes": dict(sorted(self.notes.items())),
+            "labels": self.labels,
+        }
+
+    def merge_notes(self, notes: dict[str, int]) -> None:
+        for k, v in notes.items():
+            self.notes[k] = self.notes.get(k, 0) + v
+
+
+def context_notes(examples: list[Example]) -> dict[str, int]:
+    """How many kept examples have an empty context, by reason."""
+    out: dict[str, int] = {}
+    for e in examples:
+        reason = e.stats.get("context_empty_reason")
+        if reason:
+            out["context_empty"] = out.get("context_empty", 0) + 1
+            key = f"context_empty: {reason}"
+            out[key] = out.get(key, 0) + 1
+    return out
 
 
 def finish(
@@ -54,12 +80,16 @@ def finish(
     if describer is None:
         describer = make_describer(cfg.describer)
     describe_examples(kept, describer)
+    labels: dict[str, Any] = {}
     if label is not None:
-        label(kept)
+        got = label(kept)
+        labels = dict(got) if isinstance(got, dict) else {}
     stored = db.add(kept) if db else 0
     if db:
         db.record_run(source, report.to_dict())
-    return MineResult(kept, report, stored)
+    result = MineResult(kept, report, stored, labels=labels)
+    result.merge_notes(context_notes(kept))
+    return result
 
 
 def mine_workspace_candidates(
@@ -128,6 +158,9 @@ def mine_workspaces(
         total.examples += res.examples
         total.report.merge(res.report)
         total.stored += res.stored
+        total.merge_notes(res.notes)
+        for k, v in res.labels.items():
+            total.labels[k] = total.labels.get(k, 0) + v if isinstance(v, int) else v
     return total
 
 
@@ -141,16 +174,24 @@ def mine_vcs(
     describer: Describer | None = None,
     label: Callable[[list[Example]], Any] | None = None,
     squash_range: bool = False,
+    checker: Any = None,
 ) -> MineResult:
     """Mine VCS history (git ``A..B``, Mercurial revset) into change / vcs-part examples: one
-    per commit, or the whole range as one change with ``squash_range``."""
+    per commit, or the whole range as one change with ``squash_range``. ``checker`` (a
+    :class:`bactrian.mine.vcs.PartChecker`, e.g. :class:`bactrian.mine.label.Labeller`)
+    builds every part of a split commit while splitting."""
     from bactrian.mine.vcs import mine_history
 
     cfg = config or MineConfig()
-    candidates, skipped = mine_history(repo, rev_range, cfg, kind=kind, squash_range=squash_range)
-    return finish(
+    notes: dict[str, int] = {}
+    candidates, skipped = mine_history(
+        repo, rev_range, cfg, kind=kind, squash_range=squash_range, counts=notes, checker=checker
+    )
+    result = finish(
         candidates, skipped, cfg, source=f"vcs:{repo}", db=db, describer=describer, label=label
     )
+    result.merge_notes(notes)
+    return result
 
 
 def mine_to_dataset(

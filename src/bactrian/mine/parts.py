@@ -19,7 +19,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from bactrian.mine.context import module_stem
+from bactrian.mine.context import is_test_path, module_stem
 from bactrian.mine.textdiff import FileMap, is_binary, render
 
 MERGE_GAP = 3  # change blocks closer than this (in lines) are one unit
@@ -41,6 +41,7 @@ class Unit:
     whole_file: bool = False  # creation, deletion, binary: all or nothing
     defines: set[str] = field(default_factory=set)
     uses: set[str] = field(default_factory=set)
+    modules_used: set[str] = field(default_factory=set)  # capitalised names, aliases included
 
     @property
     def size(self) -> int:
@@ -109,6 +110,9 @@ def _annotate(u: Unit, old_part: list[str]) -> None:
             u.defines.add(m.group(1))
     for line in u.b_lines:
         u.uses.update(_WORD.findall(line))
+        # ``module View = View`` defines View *and* uses the module View: module names are
+        # kept apart for ordering modules
+        u.modules_used.update(w for w in _WORD.findall(line) if w[:1].isupper())
     # removing a definition also affects its users
     for line in old_part:
         m = DEFINITION.match(line)
@@ -154,12 +158,33 @@ def _dependency_groups(units: list[Unit]) -> list[list[Unit]]:
     return list(groups.values())
 
 
+BUILD_FILES = ("dune", "dune-project", "dune-workspace")
+
+
+def is_build_file(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name in BUILD_FILES or name.endswith(".opam")
+
+
 def _order_modules(stems: list[str], units_by_stem: dict[str, list[Unit]]) -> list[str]:
-    """Modules used by others first (``Foo.x`` in module B's new lines → foo before b)."""
+    """Build files first, then modules used by others before their users (``Foo.x`` or
+    ``module Foo = Foo`` in module B's new lines → foo before b), tests after the modules
+    they test."""
     deps: dict[str, set[str]] = {s: set() for s in stems}
+    defined = {s: {n for u in units_by_stem[s] for n in u.defines} for s in stems}
     for s in stems:
-        words = {w.lower() for u in units_by_stem[s] for w in u.uses}
-        deps[s] = {t for t in stems if t != s and t in words}
+        words = {w.lower() for u in units_by_stem[s] for w in u.modules_used}
+        uses = {w for u in units_by_stem[s] for w in u.uses}
+        deps[s] = {t for t in stems if t != s and (t in words or uses & defined[t])}
+    build = [s for s in stems if all(is_build_file(u.path) for u in units_by_stem[s])]
+    tests = [
+        s for s in stems if s not in build and all(is_test_path(u.path) for u in units_by_stem[s])
+    ]
+    for s in stems:  # every module depends on the build files; tests on every module
+        if s not in build:
+            deps[s] |= set(build)
+        if s in tests:
+            deps[s] |= {t for t in stems if t not in tests}
     ordered: list[str] = []
     visiting: set[str] = set()
 
@@ -194,7 +219,7 @@ def plan_parts(old: FileMap, new: FileMap, max_lines: int, max_files: int) -> li
             groups.append(mod)
         else:
             dep = _dependency_groups(mod)
-            dep.sort(key=lambda g: min((u.path.endswith(".ml"), u.path, u.a_start) for u in g))
+            dep.sort(key=_group_key)
             groups.extend(dep)
     parts: list[Part] = []
     for g in groups:
@@ -206,6 +231,75 @@ def plan_parts(old: FileMap, new: FileMap, max_lines: int, max_files: int) -> li
                 continue
         parts.append(Part(list(g)))
     return parts
+
+
+def _group_key(g: list[Unit]) -> tuple[bool, bool, bool, str, int]:
+    """Within one module: build files, then interfaces with their implementations (a group
+    that holds an ``.mli`` change first), tests last."""
+    return min(
+        (
+            not is_build_file(u.path),
+            is_test_path(u.path),
+            u.path.endswith((".ml", ".mll", ".mly")),
+            u.path,
+            u.a_start,
+        )
+        for u in g
+    )
+
+
+def over_limit(part: Part, max_lines: int, max_files: int) -> bool:
+    return part.size > max_lines or len(part.paths) > max_files
+
+
+def cut_chain(parts: list[Part], max_lines: int, max_files: int) -> tuple[list[Part], int]:
+    """The parts before the first one over the limits, and how many parts were cut (that
+    part and every later one: a later part applies on top of it, so a chain with a part
+    missing from its middle would teach a base no one saw). A single part is never cut (the
+    size filter counts it)."""
+    if len(parts) <= 1:
+        return parts, 0
+    for k, p in enumerate(parts):
+        if over_limit(p, max_lines, max_files):
+            return parts[:k], len(parts) - k
+    return parts, 0
+
+
+def merge_parts(parts: list[Part], k: int) -> list[Part]:
+    """``parts`` with part ``k`` and part ``k + 1`` made one."""
+    merged = Part(parts[k].units + parts[k + 1].units)
+    return parts[:k] + [merged] + parts[k + 2 :]
+
+
+def part_states(old: FileMap, new: FileMap, parts: list[Part]) -> list[FileMap]:
+    """The tree (changed files only, from ``old``) after each part, in order."""
+    applied: list[Unit] = []
+    state = dict(old)
+    out: list[FileMap] = []
+    for part in parts:
+        applied.extend(part.units)
+        for path in part.paths:
+            units = [u for u in applied if u.path == path]
+            if any(u.whole_file for u in units):
+                value = new.get(path)
+            else:
+                value = _apply_units(old.get(path), units)
+            if value is None:
+                state.pop(path, None)
+            else:
+                state[path] = value
+        out.append(dict(state))
+    return out
+
+
+def render_parts(old: FileMap, parts: list[Part], states: list[FileMap]) -> list[tuple[str, str]]:
+    """``[(pre_diff, part_diff), …]`` from the parts and their states."""
+    out: list[tuple[str, str]] = []
+    before = dict(old)
+    for part, state in zip(parts, states, strict=True):
+        out.append((render(old, before), render(before, state, part.paths)))
+        before = state
+    return out
 
 
 def _apply_units(old: bytes | None, units: list[Unit]) -> bytes | None:
@@ -234,21 +328,4 @@ def split_change(
     (from ``old``), so part k applies to ``old`` + ``pre_diff``. Binary files keep their
     original bytes through the intermediate trees."""
     parts = plan_parts(old, new, max_lines, max_files)
-    applied: list[Unit] = []
-    out: list[tuple[str, str]] = []
-    state = dict(old)
-    for part in parts:
-        before = dict(state)
-        applied.extend(part.units)
-        for path in part.paths:
-            units = [u for u in applied if u.path == path]
-            if any(u.whole_file for u in units):
-                value = new.get(path)
-            else:
-                value = _apply_units(old.get(path), units)
-            if value is None:
-                state.pop(path, None)
-            else:
-                state[path] = value
-        out.append((render(old, before), render(before, state, part.paths)))
-    return out
+    return render_parts(old, parts, part_states(old, new, parts))

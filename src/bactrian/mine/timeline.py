@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from bactrian.dataset.example import Example
 from bactrian.mine.config import MineConfig
-from bactrian.mine.context import decode_files, relevant_files
+from bactrian.mine.context import TreeContext, decode_files, moved_from
 from bactrian.mine.episodes import Episode, EpisodeBounds, find_episodes
 from bactrian.mine.textdiff import render
 
@@ -92,17 +92,37 @@ class _Plan:
     base: Any
     end: Any
     touched: list[str]
-    diags: list[Any]
+    diags: list[dict[str, Any]]
     ctx_paths: list[str]
+    empty_reason: str | None = None
 
 
 def _plan(store: TimelineStore, snaps: Sequence[Any], ep: Episode, max_context_files: int) -> _Plan:
+    """Context through the base's dune stanzas; diagnostics that point into generated files
+    (ocamllex output under ``_build``) mapped back to their sources."""
     base, end = snaps[ep.base], snaps[ep.end]
     touched = sorted(store.changed_paths(base, end))
-    diags = list(base.build.diagnostics) if ep.kind == "fix" else []
-    seeds = [_rel(store, d.file) for d in diags] + touched
-    ctx_paths = relevant_files(seeds, store.file_list(base), max_context_files)
-    return _Plan(ep, base, end, touched, diags, ctx_paths)
+    ctx = TreeContext(store.file_list(base), lambda ps: store.read_files(base, ps))
+    diags = []
+    if ep.kind == "fix":
+        for d in base.build.diagnostics:
+            raw = d.to_dict()
+            raw["file"] = _rel(store, raw["file"])
+            diags.append(ctx.map_diagnostic(raw))
+    seeds = list(dict.fromkeys([d["file"] for d in diags] + touched))
+    new_files = [p for p in touched if p not in ctx.existing]
+    moved: list[str] = []
+    if new_files:
+        before = store.read_files(base, [p for p in touched if p in ctx.existing])
+        after = store.read_files(end, touched)
+        moves = moved_from(before, after)
+        moved = [q for p in new_files for q in moves.get(p, [])]
+    # modules the diagnostics name ("Unbound value Types.foo"); the diff is rendered later
+    diff_hint = "\n".join(str(d.get("message", "")) for d in diags)
+    choice = ctx.choose(
+        seeds, diff=diff_hint, moved=moved, limit=max_context_files, new_files=new_files
+    )
+    return _Plan(ep, base, end, touched, diags, choice.files, choice.empty_reason)
 
 
 def mine_store(
@@ -140,11 +160,14 @@ def _example(store: TimelineStore, plan: _Plan) -> Example:
     old = store.read_files(base, sorted(set(touched) | set(plan.ctx_paths)))
     diff = render(old, store.read_files(end, touched), touched)
     files = decode_files({p: old[p] for p in plan.ctx_paths if p in old})
+    extra: dict[str, Any] = {}
+    if not files:
+        extra["context_empty_reason"] = plan.empty_reason or "the context files are binary"
     return Example(
         source=f"timeline:{store.workspace}",
         kind=ep.kind,
         diff=diff,
-        context={"files": files, "diagnostics": [d.to_dict() for d in diags]},
+        context={"files": files, "diagnostics": diags},
         base={
             "type": "snapshot",
             "store": str(store.root),
@@ -159,6 +182,7 @@ def _example(store: TimelineStore, plan: _Plan) -> Example:
             "end_snapshot": end.id,
             "duration_s": ep.duration_s,
             "red_snapshots": ep.end - ep.first_red,
+            **extra,
         },
         created_at=base.time,
     )

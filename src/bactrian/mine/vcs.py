@@ -15,14 +15,22 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bactrian import vcs
 from bactrian.dataset.example import Example
 from bactrian.errors import MiningError
 from bactrian.mine.config import MineConfig
-from bactrian.mine.context import decode_files, relevant_files
-from bactrian.mine.parts import split_change
+from bactrian.mine.context import TreeContext, decode_files, moved_from
+from bactrian.mine.parts import (
+    Part,
+    cut_chain,
+    merge_parts,
+    over_limit,
+    part_states,
+    plan_parts,
+    render_parts,
+)
 from bactrian.mine.textdiff import FileMap, render
 from bactrian.registry import Registry
 
@@ -239,26 +247,54 @@ def mine_history(
     *,
     kind: str | None = None,
     squash_range: bool = False,
+    counts: dict[str, int] | None = None,
+    checker: PartChecker | None = None,
 ) -> tuple[list[Example], dict[str, int]]:
     """Unfiltered examples for every non-merge commit in ``rev_range`` (git ``A..B``; hg
-    revset), plus counts of what was skipped (``merge`` commits). With ``squash_range`` the
-    whole (linear) range is one change, split into parts when large."""
+    revset), plus counts of what was skipped (``merge`` commits, split commits dropped). With
+    ``squash_range`` the whole (linear) range is one change, split into parts when large.
+    ``counts`` receives what splitting and context did (parts merged, chains cut, empty
+    contexts); ``checker`` builds every part of a split commit (see :class:`PartChecker`)."""
     cfg = config or MineConfig()
     reader = open_vcs(repo, kind)
     skipped: dict[str, int] = {}
+    counts = counts if counts is not None else {}
     examples: list[Example] = []
     commits = reader.commits(rev_range)
     if squash_range and commits:
-        return commit_examples(reader, squash(commits), cfg), skipped
+        commits = [squash(commits)]
     for commit in commits:
         if commit.merge:
             skipped["merge"] = skipped.get("merge", 0) + 1
             continue
-        examples.extend(commit_examples(reader, commit, cfg))
+        examples.extend(commit_examples(reader, commit, cfg, counts, checker, skipped))
     return examples, skipped
 
 
-def commit_examples(reader: VcsReader, commit: Commit, cfg: MineConfig) -> list[Example]:
+class PartChecker(Protocol):
+    """Builds the states of a split commit: ``check(reader, commit, diffs)`` → (the parent's
+    label, one label per diff), each diff taking the parent to the state after one more
+    part. A label has ``state`` ("green" / "red" / "unknown") and ``to_stats()``."""
+
+    def check(
+        self, reader: VcsReader, commit: Commit, diffs: list[str]
+    ) -> tuple[Any, list[Any]]: ...
+
+
+def _bump(counts: dict[str, int], key: str, n: int = 1) -> None:
+    counts[key] = counts.get(key, 0) + n
+
+
+def commit_examples(
+    reader: VcsReader,
+    commit: Commit,
+    cfg: MineConfig,
+    counts: dict[str, int] | None = None,
+    checker: PartChecker | None = None,
+    skipped: dict[str, int] | None = None,
+) -> list[Example]:
+    counts = counts if counts is not None else {}
+    skipped = skipped if skipped is not None else {}
     paths = reader.changed_paths(commit)
     old = reader.read(commit.parent, paths)
     new = reader.read(commit.rev, paths)
@@ -266,27 +302,61 @@ def commit_examples(reader: VcsReader, commit: Commit, cfg: MineConfig) -> list[
     whole = render(old, new)
     if not whole:
         return []
+    labels: list[tuple[Any, Any]] | None = None
     if cfg.split_large:
-        parts = split_change(old, new, cfg.max_changed_lines, cfg.max_files)
+        planned = plan_parts(old, new, cfg.max_changed_lines, cfg.max_files)
+        planned, cut = cut_chain(planned, cfg.max_changed_lines, cfg.max_files)
+        if cut:
+            _bump(counts, "chains_cut")
+            _bump(counts, "parts_cut", cut)
+        if not planned:
+            _bump(skipped, "split_first_part_over_limit")
+            return []
+        states = part_states(old, new, planned)
+        if checker is not None and len(planned) > 1:
+            checked = _check_parts(reader, commit, old, new, planned, states, cfg, counts, checker)
+            if checked is None:
+                _bump(skipped, "split_part_red")
+                return []
+            planned, states, labels = checked
+        parts = render_parts(old, planned, states) if len(planned) > 1 else [("", whole)]
+        if len(planned) > 1:
+            _bump(counts, "split_commits")
+            _bump(counts, "parts", len(planned))
     else:
         parts = [("", whole)]
     kind = "change" if len(parts) == 1 else "vcs-part"
     out = []
-    context_cache = reader.read(commit.parent, relevant_files(paths, base_files))
+    ctx_tree = TreeContext(base_files, lambda ps: reader.read(commit.parent, ps))
+    moves = moved_from(old, new)
     limit = cfg.max_context_files
     for k, (pre_diff, diff) in enumerate(parts):
         touched = [p for p in paths if f"a/{p} b/{p}" in diff]
-        rel = relevant_files(touched, base_files, limit)
-        ctx = {p: context_cache[p] for p in rel if p in context_cache}
+        moved = [q for p in touched for q in moves.get(p, [])]
+        choice = ctx_tree.choose(
+            touched,
+            diff=diff,
+            moved=moved,
+            limit=limit,
+            new_files=[p for p in touched if p not in old],
+        )
+        ctx = ctx_tree.read(choice.files)
         if pre_diff:  # the context shows the tree the part applies to
-            ctx = _after_pre(ctx, old, new, pre_diff, rel)
+            ctx = _after_pre(ctx, old, new, pre_diff, choice.files)
+        files = decode_files(ctx)
+        stats: dict[str, Any] = {}
+        if not files:
+            stats["context_empty_reason"] = choice.empty_reason or "the context files are binary"
+        if labels is not None:
+            base_label, target_label = labels[k]
+            stats.update(label_stats(base_label, target_label))
         key = hashlib.sha256(f"{commit.message}\0{commit.time}\0{pre_diff}".encode()).hexdigest()
         out.append(
             Example(
                 source=f"{reader.kind}:{reader.repo}",
                 kind=kind,
                 diff=diff,
-                context={"files": decode_files(ctx), "diagnostics": []},
+                context={"files": files, "diagnostics": []},
                 description=commit.message,
                 base={
                     "type": reader.kind,
@@ -298,10 +368,58 @@ def commit_examples(reader: VcsReader, commit: Commit, cfg: MineConfig) -> list[
                     "parts": len(parts),
                     "key": key,
                 },
+                stats=stats,
                 created_at=commit.time,
             )
         )
     return out
+
+
+def label_stats(base: Any, target: Any) -> dict[str, Any]:
+    """An example's build labels as stats: ``base_build``/``target_build`` and their
+    diagnostics."""
+    return {**base.to_stats("base"), **target.to_stats("target")}
+
+
+def _check_parts(
+    reader: VcsReader,
+    commit: Commit,
+    old: FileMap,
+    new: FileMap,
+    parts: list[Part],
+    states: list[FileMap],
+    cfg: MineConfig,
+    counts: dict[str, int],
+    checker: PartChecker,
+) -> tuple[list[Part], list[FileMap], list[tuple[Any, Any]]] | None:
+    """Build every part; a part that leaves the tree red is merged with the next one (while
+    the merge fits the limits). When that cannot fix it, the commit is kept whole if it
+    builds as a whole, else dropped (``None``)."""
+    base, after = checker.check(reader, commit, [render(old, s) for s in states])
+    _bump(counts, "parts_checked", len(after))
+    if base.state != "green":
+        _bump(counts, "split_base_not_green")
+    else:
+        k = 0
+        while k < len(parts) - 1:
+            if after[k].state == "green":
+                k += 1
+                continue
+            merged = merge_parts(parts, k)
+            if over_limit(merged[k], cfg.max_changed_lines, cfg.max_files):
+                break
+            parts, states, after = merged, states[:k] + states[k + 1 :], after[:k] + after[k + 1 :]
+            _bump(counts, "parts_merged")
+        if any(a.state != "green" for a in after[:-1]):
+            if after[-1].state != "green":
+                _bump(counts, "split_dropped_red")
+                return None
+            _bump(counts, "split_kept_whole")
+            whole = [Part([u for p in parts for u in p.units])]
+            return whole, [states[-1]], [(base, after[-1])]
+    _bump(counts, "parts_green", sum(a.state == "green" for a in after))
+    befores = [base, *after[:-1]]
+    return parts, states, list(zip(befores, after, strict=True))
 
 
 def _after_pre(ctx: FileMap, old: FileMap, new: FileMap, pre_diff: str, rel: list[str]) -> FileMap:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import stat
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from bactrian.snapshot.gitrepo import (
     write_commit,
     write_pack,
 )
+from bactrian.snapshot.health import note_build_health
 from bactrian.snapshot.rules import build_rules, check_file
 from bactrian.snapshot.store import Snapshot, Store, commit_message, open_at, resolve_workspace
 from bactrian.snapshot.trees import Built, Change, TreeCache, TreeFallback, build_tree
@@ -73,13 +75,16 @@ def resolve_probe(workspace: Path, config: SnapshotConfig) -> BuildProbe:
     ``probe`` (``"none"`` → :class:`NullProbe`, no import of the build machinery)."""
     if config.build_cmd is None and config.probe == "none":
         return NullProbe()
-    from bactrian.buildstatus.probe import choose_probe
+    from bactrian.buildstatus.probe import BuildConfig, choose_probe
+    from bactrian.doctor import scoped_build_config
 
     return choose_probe(
         workspace,
         probe="command" if config.build_cmd else config.probe,  # build_cmd overrides the probe
         build_cmd=config.build_cmd,
         timeout_s=config.build_timeout_s,
+        # the scope `bactrian doctor` saved for the workspace narrows the dune probe
+        config=scoped_build_config(workspace, BuildConfig.load()),
     )
 
 
@@ -479,7 +484,7 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
                 log.warning("%s: tree cache not refilled: %s", store.workspace, exc)
             finally:
                 cache.close()
-        return Snapshot(
+        snap = Snapshot(
             seq=seq,
             id=commit,
             workspace=str(store.workspace),
@@ -489,6 +494,11 @@ def record(store: Store, probe: BuildProbe | None = None, now: float | None = No
             build=build,
             changed_files=changed,
         )
+        try:  # a one-time warning when the workspace has never been green
+            note_build_health(store, snap)
+        except (BactrianError, OSError, sqlite3.Error) as exc:
+            log.debug("%s: build health not noted: %s", store.workspace, exc)
+        return snap
 
 
 def open_for_writing(workspace: Path | str, config: SnapshotConfig | None = None) -> Store:

@@ -1,0 +1,60 @@
+"""Split commits: parts in dependency order, every part built for real through the CES when
+labelling, red parts handled and counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bactrian.mine.config import MineConfig
+from bactrian.mine.label import Labeller
+from bactrian.mine.parts import Part, Unit, cut_chain
+from bactrian.mine.vcs import mine_history
+from tests.mine import dune_repos
+
+
+def _labeller(tmp_path: Path) -> Labeller:
+    from bactrian.ces.config import CESConfig
+
+    return Labeller(config=CESConfig.load(workers=1, work_dir=tmp_path / "ces"))
+
+
+def test_a_module_alias_comes_after_the_module_and_every_part_builds(tmp_path: Path) -> None:
+    repo = dune_repos.view_repo(tmp_path / "r")
+    cfg = MineConfig(max_changed_lines=45)
+    counts: dict[str, int] = {}
+    lab = _labeller(tmp_path)
+    examples, skipped = mine_history(repo, "HEAD~1..HEAD", cfg, counts=counts, checker=lab)
+    assert [e.kind for e in examples] == ["vcs-part", "vcs-part"]
+    first, second = examples
+    assert "b/lib/view.ml" in first.diff and "b/lib/view.mli" in first.diff
+    assert "module View = View" in second.diff
+    assert [(e.stats["base_build"], e.stats["target_build"]) for e in examples] == [
+        ("green", "green"),
+        ("green", "green"),
+    ]
+    assert counts["parts_checked"] == 2 and counts["parts_green"] == 2
+    assert lab.warm_trees == 1, "one warm tree per base, not a cold build per state"
+    assert not (repo / "_build").exists()
+
+
+def test_a_part_that_breaks_the_build_makes_the_commit_whole(tmp_path: Path) -> None:
+    repo = dune_repos.signature_repo(tmp_path / "r")
+    cfg = MineConfig(max_changed_lines=50)
+    unchecked, _ = mine_history(repo, "HEAD~1..HEAD", cfg)
+    assert len(unchecked) == 2, "the planner was expected to split this commit"
+    counts: dict[str, int] = {}
+    examples, skipped = mine_history(
+        repo, "HEAD~1..HEAD", cfg, counts=counts, checker=_labeller(tmp_path)
+    )
+    assert [e.kind for e in examples] == ["change"]
+    assert examples[0].stats["target_build"] == "green"
+    assert counts["split_kept_whole"] == 1
+
+
+def test_a_part_over_the_limit_cuts_the_chain_there() -> None:
+    def part(n: int) -> Part:
+        return Part([Unit("lib/a.ml", 0, 0, [], 0, n)])
+
+    kept, cut = cut_chain([part(10), part(80), part(10)], 50, 5)
+    assert [p.size for p in kept] == [10] and cut == 2
+    assert cut_chain([part(80)], 50, 5) == ([part(80)], 0)

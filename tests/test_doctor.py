@@ -1,0 +1,110 @@
+"""``bactrian doctor`` on a repository whose default build is red because ``bench/`` needs a
+library that is not installed, and ``mine --label`` with the scope it saves."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bactrian.cli import cli
+from bactrian.doctor import diagnose, load_scope, workspace_config_path
+from bactrian.dune import BuildScope
+from tests.mine import dune_repos
+
+
+def test_doctor_names_the_missing_library_and_saves_a_scope_that_builds(tmp_path: Path) -> None:
+    repo = dune_repos.bench_repo(tmp_path / "r")
+    before = sorted(p.name for p in repo.iterdir())
+    res = CliRunner().invoke(cli, ["doctor", str(repo), "--rev", "HEAD~1"])
+    assert res.exit_code == 0, res.output
+    assert (
+        'bench/ needs library "core_bench", not installed: Library "core_bench" not found'
+        in res.output
+    )
+    assert "suggested scope: --exclude-dir bench" in res.output
+    assert load_scope(repo) == BuildScope(exclude_dirs=["bench"])
+    cfg = workspace_config_path(repo)
+    assert cfg.is_file() and not cfg.resolve().is_relative_to(repo.resolve())
+    assert sorted(p.name for p in repo.iterdir()) == before, "doctor wrote inside the repository"
+
+
+def test_doctor_prefers_only_packages_when_the_broken_part_is_a_package(tmp_path: Path) -> None:
+    repo = dune_repos.bench_repo(tmp_path / "r", package_bench=True)
+    d = diagnose(repo, rev="HEAD~1", save=False)
+    assert d.state == "red" and d.causes[0].name == "core_bench"
+    assert d.scope == BuildScope(only_packages=["mylib"])
+    assert d.saved_to is None and load_scope(repo) is None
+
+
+def test_doctor_on_a_green_build_says_so(tmp_path: Path) -> None:
+    repo = dune_repos.view_repo(tmp_path / "r")
+    d = diagnose(repo)
+    assert d.state == "green" and d.causes == [] and d.scope is None
+    assert load_scope(repo) is None
+
+
+def test_mine_label_reports_a_red_base_then_labels_with_the_saved_scope(tmp_path: Path) -> None:
+    repo = dune_repos.bench_repo(tmp_path / "r")
+    args = ["mine", "--from-vcs", str(repo), "--range", "HEAD~2..HEAD", "--label", "--no-store"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "red base" in res.output and 'Library "core_bench" not found' in res.output
+    assert "--exclude-dir bench" in res.output
+    assert diagnose(repo, rev="HEAD~1").scope == BuildScope(exclude_dirs=["bench"])
+    res = CliRunner().invoke(cli, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    states = [(e["stats"]["base_build"], e["stats"]["target_build"]) for e in out["examples"]]
+    assert states == [("green", "green"), ("green", "red")]
+    red = out["examples"][1]["stats"]["target_diagnostics"]
+    assert red[0]["file"] == "lib/a.ml" and "string" in red[0]["message"]
+    assert out["labels"]["warm_trees"] == 2 and out["labels"]["red_bases"] == []
+    human = CliRunner().invoke(cli, args)
+    assert "  green -> red" in human.output and "target: lib/a.ml:2:" in human.output
+    assert not (repo / "_build").exists()
+
+
+def test_mine_label_takes_an_explicit_scope(tmp_path: Path) -> None:
+    repo = dune_repos.bench_repo(tmp_path / "r")
+    args = ["mine", "--from-vcs", str(repo), "--range", "HEAD~2..HEAD~1", "--label", "--no-store"]
+    res = CliRunner().invoke(cli, [*args, "--exclude-dir", "bench", "--json"])
+    assert res.exit_code == 0, res.output
+    ex = json.loads(res.output)["examples"][0]
+    assert (ex["stats"]["base_build"], ex["stats"]["target_build"]) == ("green", "green")
+    bad = CliRunner().invoke(
+        cli, ["mine", "--from-vcs", str(repo), "--range", "HEAD~1..HEAD", "--exclude-dir", "bench"]
+    )
+    assert bad.exit_code != 0 and "go with --label" in bad.output
+
+
+def test_the_snapshotter_warns_once_and_its_probe_honours_the_scope(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bactrian.doctor import save_scope
+    from bactrian.snapshot import load_config
+    from bactrian.snapshot.take import take_snapshot
+
+    ws = tmp_path / "ws"
+    for path, text in dune_repos.bench_project().items():
+        (ws / path).parent.mkdir(parents=True, exist_ok=True)
+        (ws / path).write_text(text or "")
+    cfg = load_config()
+    caplog.set_level(logging.WARNING, logger="bactrian.snapshot")
+    for i in range(4):
+        (ws / "lib" / "a.ml").write_text(f"let x = {i}\n")
+        snap = take_snapshot(ws, config=cfg)
+        assert snap.build.state.value == "red"
+    warnings = [
+        r.getMessage() for r in caplog.records if "red or unknown for all" in r.getMessage()
+    ]
+    assert len(warnings) == 1, warnings
+    assert 'Library "core_bench" not found' in warnings[0] and "--exclude-dir bench" in warnings[0]
+    save_scope(ws, BuildScope(exclude_dirs=["bench"]))
+    (ws / "lib" / "a.ml").write_text("let x = 9\n")
+    snap = take_snapshot(ws, config=cfg)
+    assert snap.build.state.value == "green", snap.build.log
+    assert "@lib/check" in snap.build.command and "@test/check" in snap.build.command
