@@ -137,3 +137,24 @@ def secret_reason(path: str, data: bytes | None, patterns: Iterable[str]) -> str
         if why:
             return f"secret (content {why})"
     return None
+
+
+_DIFF_PATH = re.compile(r"^diff --git a/(.*?) b/(.*)$", re.M)
+
+
+def example_secret(diff: str, files: dict[str, str], patterns: Iterable[str]) -> str | None:
+    """Why a mined example (its diff and its context files) carries a secret, or None."""
+    pats = list(patterns)
+    for m in _DIFF_PATH.finditer(diff):
+        for path in {m.group(1), m.group(2)}:
+            why = secret_reason(path, None, pats)
+            if why:
+                return f"the diff touches {path}: {why}"
+    why = secret_in_content(diff.encode("utf-8", "replace"))
+    if why:
+        return f"the diff {why}"
+    for path, text in files.items():
+        why = secret_reason(path, text.encode("utf-8", "replace"), pats)
+        if why:
+            return f"context file {path}: {why}"
+    return None
