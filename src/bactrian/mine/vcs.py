@@ -273,10 +273,24 @@ class HgReader:
         if rev is None or not paths:
             return {}
         existing = set(self.files(rev))
+        wanted = [p for p in paths if p in existing]
+        if not wanted:
+            return {}
+        # one query for all the files: path, size and content of each, back to back
+        raw = self.hg(
+            "cat", "-r", rev, "-T", "{path}\\0{size}\\0{data}", "--", *(f"path:{p}" for p in wanted)
+        )
         out: FileMap = {}
-        for p in paths:
-            if p in existing:
-                out[p] = self.hg("cat", "-r", rev, "--", f"path:{p}")
+        pos = 0
+        while pos < len(raw):
+            end_path = raw.index(b"\0", pos)
+            end_size = raw.index(b"\0", end_path + 1)
+            path = raw[pos:end_path].decode("utf-8", "surrogateescape")
+            size = int(raw[end_path + 1 : end_size])
+            out[path] = raw[end_size + 1 : end_size + 1 + size]
+            pos = end_size + 1 + size
+        if set(out) != set(wanted):  # paths printed differently: read them one by one
+            return {p: self.hg("cat", "-r", rev, "--", f"path:{p}") for p in wanted}
         return out
 
     def files(self, rev: str | None) -> list[str]:
