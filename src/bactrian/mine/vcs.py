@@ -194,6 +194,9 @@ class HgReader:
         self._server: vcs.HgCommandServer | None = None
         self._server_failed = False
         self._files: dict[str, list[str]] = {}
+        # per commit of the ranges read so far: (added, modified, removed) and first parent
+        self._changes: dict[str, tuple[list[str], list[str], list[str]]] = {}
+        self._parents: dict[str, str | None] = {}
 
     def hg(self, *args: str) -> bytes:
         if self._server is None and not self._server_failed:
@@ -237,7 +240,11 @@ class HgReader:
             a, _, b = rev_range.partition("..")
             self._check_revs([r for r in (a, b) if r])
             rev_range = f"only({b or '.'}, {a})"
-        tmpl = "{node}\\0{p1.node}\\0{p2.node}\\0{date|hgdate}\\0{desc}\\0\\0"
+        tmpl = (
+            "{node}\\0{p1.node}\\0{p2.node}\\0{date|hgdate}\\0"
+            '{join(file_adds, "\\x01")}\\0{join(file_mods, "\\x01")}\\0'
+            '{join(file_dels, "\\x01")}\\0{desc}\\0\\x1e\\0'
+        )
         try:
             raw = self.hg("log", "-r", f"sort({rev_range}, rev)", "-T", tmpl).decode()
         except MiningError as exc:
@@ -249,10 +256,18 @@ class HgReader:
                 ) from None
             raise
         out = []
-        for rec in raw.split("\0\0"):
+        for rec in raw.split("\0\x1e\0"):
             if not rec.strip("\0"):
                 continue
-            node, p1, p2, date, desc = rec.split("\0", 4)
+            node, p1, p2, date, adds, mods, dels, desc = rec.split("\0", 7)
+            # what changed against the first parent, as `hg status` says (the same query,
+            # answered for the whole range at once)
+            self._changes[node] = (
+                [p for p in adds.split("\x01") if p],
+                [p for p in mods.split("\x01") if p],
+                [p for p in dels.split("\x01") if p],
+            )
+            self._parents[node] = None if p1 == NULL_HG else p1
             out.append(
                 Commit(
                     rev=node,
@@ -265,6 +280,9 @@ class HgReader:
         return out
 
     def changed_paths(self, commit: Commit) -> list[str]:
+        known = self._changes.get(commit.rev)
+        if known is not None and commit.parent == self._parents.get(commit.rev):
+            return sorted({*known[0], *known[1], *known[2]})
         parent = commit.parent or "null"
         raw = self.hg("status", "--rev", parent, "--rev", commit.rev, "-mar", "--no-status", "-0")
         return sorted(p for p in raw.decode().split("\0") if p)
@@ -299,8 +317,14 @@ class HgReader:
         if rev not in self._files:
             if len(self._files) > 8:
                 self._files.pop(next(iter(self._files)))
-            raw = self.hg("files", "-r", rev, "-0")
-            self._files[rev] = sorted(p for p in raw.decode().split("\0") if p)
+            parent = self._parents.get(rev)
+            if parent is not None and parent in self._files and rev in self._changes:
+                # the parent's files and what this commit added and removed
+                adds, _, dels = self._changes[rev]
+                self._files[rev] = sorted((set(self._files[parent]) - set(dels)) | set(adds))
+            else:
+                raw = self.hg("files", "-r", rev, "-0")
+                self._files[rev] = sorted(p for p in raw.decode().split("\0") if p)
         return list(self._files[rev])
 
     def archive(self, rev: str, dest: Path) -> None:
@@ -390,9 +414,12 @@ def mine_history(
 
 def commit_examples(reader: VcsReader, commit: Commit, cfg: MineConfig) -> list[Example]:
     paths = reader.changed_paths(commit)
-    old = reader.read(commit.parent, paths)
-    new = reader.read(commit.rev, paths)
     base_files = reader.files(commit.parent)
+    wanted = relevant_files(paths, base_files)
+    # one read of the parent for the changed files and the context (a query less per commit)
+    both = reader.read(commit.parent, sorted(set(paths) | set(wanted)))
+    old = {p: both[p] for p in paths if p in both}
+    new = reader.read(commit.rev, paths)
     whole = render(old, new)
     if not whole:
         return []
@@ -402,7 +429,7 @@ def commit_examples(reader: VcsReader, commit: Commit, cfg: MineConfig) -> list[
         parts = [("", whole)]
     kind = "change" if len(parts) == 1 else "vcs-part"
     out = []
-    context_cache = reader.read(commit.parent, relevant_files(paths, base_files))
+    context_cache = {p: both[p] for p in wanted if p in both}
     limit = cfg.max_context_files
     for k, (pre_diff, diff) in enumerate(parts):
         touched = [p for p in paths if f"a/{p} b/{p}" in diff]
