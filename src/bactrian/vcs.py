@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import tarfile
 import tempfile
@@ -90,3 +91,79 @@ def archive(
                 shutil.move(str(child), dest / child.name)
         else:
             raise error(f"Unknown VCS {kind!r} for {repo}: use 'git' or 'hg'.")
+
+
+class HgCommandServer:
+    """One ``hg serve --cmdserver pipe`` process for many read-only queries (Mercurial's
+    command-server protocol: a ``runcommand`` request, then channel frames — ``o`` output,
+    ``e`` error, ``r`` the exit status; ``I``/``L`` input requests get an empty answer).
+    Raises ``OSError`` when the server cannot start, so callers can fall back to a process
+    per query."""
+
+    def __init__(self, repo: Path) -> None:
+        env = dict(os.environ, **READ_ONLY_ENV)
+        env["HGENCODING"] = "utf-8"
+        argv = ["hg", "serve", "--cmdserver", "pipe", "-R", str(repo)]
+        argv += ["--config", "ui.interactive=False"]
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=str(repo),
+        )
+        try:
+            channel, hello = self._read()
+        except OSError:
+            self.close()
+            raise
+        if channel != b"o" or b"runcommand" not in hello:
+            self.close()
+            raise OSError(f"hg command server said {hello[:200]!r}")
+
+    def _read(self) -> tuple[bytes, bytes]:
+        assert self.proc.stdout is not None
+        head = self.proc.stdout.read(5)
+        if len(head) < 5:
+            raise OSError("the hg command server closed its pipe")
+        channel, n = head[:1], struct.unpack(">I", head[1:])[0]
+        if channel in (b"I", b"L"):  # an input request: n is the size wanted, no data
+            return channel, b""
+        data = self.proc.stdout.read(n)
+        if len(data) < n:
+            raise OSError("the hg command server closed its pipe")
+        return channel, data
+
+    def run(self, args: list[str]) -> tuple[int, bytes, bytes]:
+        """Run one hg command; returns (exit status, stdout, stderr)."""
+        assert self.proc.stdin is not None
+        payload = b"\0".join(os.fsencode(a) for a in args)
+        self.proc.stdin.write(b"runcommand\n" + struct.pack(">I", len(payload)) + payload)
+        self.proc.stdin.flush()
+        out, err = [], []
+        while True:
+            channel, data = self._read()
+            if channel == b"o":
+                out.append(data)
+            elif channel == b"e":
+                err.append(data)
+            elif channel == b"r":
+                return struct.unpack(">i", data)[0], b"".join(out), b"".join(err)
+            elif channel in (b"I", b"L"):
+                self.proc.stdin.write(struct.pack(">I", 0))
+                self.proc.stdin.flush()
+            elif channel.isupper():  # a required channel we do not know
+                raise OSError(f"hg command server sent unknown channel {channel!r}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                if self.proc.stdin is not None:
+                    self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()

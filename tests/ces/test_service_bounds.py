@@ -13,9 +13,9 @@ import httpx
 import pytest
 import uvicorn
 
+from bactrian.ces.backends import BACKENDS
 from bactrian.ces.client import CESClient
 from bactrian.ces.config import EDITS_TESTS_POLICIES, CESConfig
-from bactrian.ces.backends import BACKENDS
 from bactrian.ces.contract import BaseSpec, CESBackend, Job, Verdict
 from bactrian.ces.service import BatchRunner, Retention, create_app
 from bactrian.errors import CESError

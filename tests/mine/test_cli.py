@@ -29,7 +29,7 @@ def test_mine_from_vcs_json_then_dataset_commands(tmp_path: Path) -> None:
     res = runner.invoke(cli, ["dataset", "export", str(out), "--format", "chat"])
     assert res.exit_code == 0 and "chat" in res.output
     first = data["examples"][0]["id"]
-    res = runner.invoke(cli, ["dataset", "show", str(out), first])
+    res = runner.invoke(cli, ["dataset", "show", str(out), first, "--json"])
     assert json.loads(res.output)["id"] == first
 
 

@@ -4,12 +4,17 @@ example's base tree.
 
 Split rule (recorded in ``manifest.json``): examples are grouped so that nothing related
 straddles splits (the fix and change of one red valley share their end snapshot; the parts of
-one commit share the commit). Groups are ordered by time: the latest ``heldout_fraction`` go to
-``heldout``, the ``rl_fraction`` before them to ``rl``, the rest to ``train``. Whole workspaces
-listed in ``heldout_workspaces`` (and a hash-chosen ``heldout_workspace_fraction`` of them) go
-to ``heldout``. Finally an example of ``train``/``rl`` whose
-normalised diff hash equals one in a later split (``rl``, ``heldout``) is dropped, so no
-near-duplicate crosses splits.
+one commit share the commit). Groups are ordered by time (a commit's time is its commit date:
+when the change entered the history), per source (workspace or repository) so that every
+source is represented in each split where it has enough groups: the latest
+``heldout_fraction`` of a source's groups go to ``heldout``, the ``rl_fraction`` before them
+to ``rl``, the rest to ``train``. Whole workspaces listed in ``heldout_workspaces`` (and a
+hash-chosen ``heldout_workspace_fraction`` of them) go to ``heldout``. Finally an example of
+``train``/``rl`` whose normalised diff hash equals one in a later split (``rl``, ``heldout``)
+is dropped, so no near-duplicate crosses splits.
+
+Sources are chosen with :class:`Selection` (workspaces, repositories, a time range):
+``bactrian dataset build --repo R --workspace W --since 2024-01-01``.
 """
 
 from __future__ import annotations
@@ -42,6 +47,99 @@ class DatasetConfig:
     rl_fraction: float = 0.2
     heldout_workspaces: list[str] = field(default_factory=list)
     heldout_workspace_fraction: float = 0.0  # also hold out this share of workspaces (by hash)
+    # time split per source (each source in each split where it has enough groups); False:
+    # one time line over all sources together
+    split_per_source: bool = True
+
+
+@dataclass
+class Selection:
+    """Which mined examples a dataset is built from: examples of these sources (workspaces
+    and repositories, by path; none given = every source) whose time lies in
+    [``since``, ``until``)."""
+
+    sources: list[str] = field(default_factory=list)
+    since: float | None = None
+    until: float | None = None
+
+    def matches(self, ex: Example) -> bool:
+        if self.sources and _norm_source(ex.workspace) not in {
+            _norm_source(s) for s in self.sources
+        }:
+            return False
+        if self.since is not None and ex.created_at < self.since:
+            return False
+        return not (self.until is not None and ex.created_at >= self.until)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sources": sorted(self.sources), "since": self.since, "until": self.until}
+
+
+def _norm_source(s: str) -> str:
+    p = Path(s).expanduser()
+    try:
+        return str(p.resolve()) if p.is_absolute() or p.exists() else s
+    except OSError:
+        return s
+
+
+def parse_time(text: str) -> float:
+    """A time given by a user: seconds since the epoch, or an ISO date / date and time
+    (UTC when no zone is given)."""
+    from datetime import UTC, datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise MiningError(
+            f"Cannot read the time {text!r}: give a date (2024-05-31), a date and time "
+            "(2024-05-31T12:00) or seconds since the epoch."
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def select_examples(examples: list[Example], selection: Selection | None) -> list[Example]:
+    """The examples ``selection`` chooses; a named source with no examples is an error that
+    lists the sources there are."""
+    if selection is None:
+        return list(examples)
+    known = {_norm_source(e.workspace) for e in examples}
+    missing = [s for s in selection.sources if _norm_source(s) not in known]
+    if missing:
+        listed = ", ".join(sorted(known)) or "none"
+        raise MiningError(
+            f"No mined examples from {', '.join(missing)}. Sources mined so far: {listed} "
+            "(`bactrian dataset sources` lists them with counts)."
+        )
+    return [e for e in examples if selection.matches(e)]
+
+
+def prompt_source(ex: Example) -> str:
+    """Where an example's prompt came from (commit-message, diagnostics, llm, diff-summary,
+    …); ``unknown`` for examples mined before prompts recorded it."""
+    value = getattr(ex, "prompt_source", None) or ex.stats.get("prompt_source")
+    return str(value) if value else "unknown"
+
+
+def source_summary(examples: list[Example]) -> list[dict[str, Any]]:
+    """One row per source: its examples, kinds and time range."""
+    rows: dict[str, dict[str, Any]] = {}
+    for e in examples:
+        r = rows.setdefault(
+            e.workspace,
+            {"source": e.workspace, "type": e.base.get("type", "?"), "examples": 0, "kinds": {}},
+        )
+        r["examples"] += 1
+        r["kinds"][e.kind] = r["kinds"].get(e.kind, 0) + 1
+        r["first"] = min(r.get("first", e.created_at), e.created_at)
+        r["last"] = max(r.get("last", e.created_at), e.created_at)
+    return [rows[k] for k in sorted(rows)]
 
 
 def load_dataset_config(**overrides: Any) -> DatasetConfig:
@@ -69,19 +167,24 @@ def assign_splits(
     held_ws = set(cfg.heldout_workspaces) | _hashed_workspaces(
         {e.workspace for e in examples}, cfg.heldout_workspace_fraction
     )
-    timed = sorted(
-        (g for g in groups.values() if g[0].workspace not in held_ws),
-        key=lambda g: (min(e.created_at for e in g), g[0].id),
-    )
-    n = len(timed)
-    n_held = math.ceil(n * cfg.heldout_fraction) if n > 1 else 0
-    n_rl = math.ceil(n * cfg.rl_fraction) if n > 2 else 0
-    n_rl = min(n_rl, n - n_held)
-    cut_rl, cut_held = n - n_held - n_rl, n - n_held
-    for i, g in enumerate(timed):
-        split = "train" if i < cut_rl else "rl" if i < cut_held else "heldout"
-        for ex in g:
-            ex.split = split
+    lines: dict[str, list[list[Example]]] = {}
+    for g in groups.values():
+        if g[0].workspace not in held_ws:
+            lines.setdefault(g[0].workspace if cfg.split_per_source else "", []).append(g)
+    cutoffs: dict[str, float] = {}
+    for line_key, line in sorted(lines.items()):
+        timed = sorted(line, key=lambda g: (min(e.created_at for e in g), g[0].id))
+        n = len(timed)
+        n_held = math.ceil(n * cfg.heldout_fraction) if n > 1 else 0
+        n_rl = math.ceil(n * cfg.rl_fraction) if n > 2 else 0
+        n_rl = min(n_rl, n - n_held)
+        cut_rl, cut_held = n - n_held - n_rl, n - n_held
+        for i, g in enumerate(timed):
+            split = "train" if i < cut_rl else "rl" if i < cut_held else "heldout"
+            for ex in g:
+                ex.split = split
+        if cut_held < n:
+            cutoffs[line_key or "all"] = min(min(e.created_at for e in g) for g in timed[cut_held:])
     for g in groups.values():
         if g[0].workspace in held_ws:
             for ex in g:
@@ -100,9 +203,12 @@ def assign_splits(
             dropped += 1
         else:
             kept.append(ex)
-    cutoff = min((min(e.created_at for e in g) for g in timed[cut_held:]), default=None)
+    cutoff = min(cutoffs.values(), default=None)
     rule = {
         "method": "time+workspace",
+        "time": "commit date (VCS) / snapshot time",
+        "split_per_source": cfg.split_per_source,
+        "heldout_from_time_by_source": dict(sorted(cutoffs.items())),
         "grouping": "red valley (end snapshot) / commit",
         "heldout_fraction": cfg.heldout_fraction,
         "rl_fraction": cfg.rl_fraction,
@@ -130,13 +236,21 @@ def build_dataset(
     cfg: DatasetConfig | None = None,
     *,
     mining_reports: list[dict[str, Any]] | None = None,
+    selection: Selection | None = None,
 ) -> dict[str, Any]:
     """Write ``out/examples.jsonl``, one ``out/<split>.jsonl`` per split and
-    ``out/manifest.json``; returns the manifest."""
+    ``out/manifest.json`` from the examples ``selection`` chooses (default: all); returns
+    the manifest."""
     if not examples:
         raise MiningError(
             "No mined examples to build a dataset from. Run `bactrian mine WORKSPACE` or "
             "`bactrian mine --from-vcs REPO --range A..B` first."
+        )
+    examples = select_examples(list(examples), selection)
+    if not examples:
+        raise MiningError(
+            f"No mined example matches the selection {selection.to_dict() if selection else {}}"
+            "; widen the time range or name other sources (`bactrian dataset sources`)."
         )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +260,12 @@ def build_dataset(
     for split in SPLITS:
         _write_jsonl(out / f"{split}.jsonl", [e.to_dict() for e in kept if e.split == split])
     filters: Counter[str] = Counter()
+    chosen = {_norm_source(e.workspace) for e in kept}
     for rep in mining_reports or []:
+        src = str(rep.get("source", ""))
+        src_path = src.split(":", 1)[1] if ":" in src else ""
+        if selection and selection.sources and src_path and _norm_source(src_path) not in chosen:
+            continue  # the filters of runs over sources not in this dataset
         filters.update(rep.get("report", rep).get("dropped", {}))
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -154,6 +273,8 @@ def build_dataset(
         "examples": len(kept),
         "counts": _counts(kept),
         "split_rule": rule,
+        "selection": (selection or Selection()).to_dict(),
+        "sources": source_summary(kept),
         "filters": dict(sorted(filters.items())),
         "files": ["examples.jsonl", *[f"{s}.jsonl" for s in SPLITS]],
     }
@@ -162,11 +283,21 @@ def build_dataset(
 
 
 def _counts(examples: list[Example]) -> dict[str, Any]:
+    sources = sorted({e.workspace for e in examples})
     return {
         "by_split": dict(Counter(e.split or "none" for e in examples)),
         "by_kind": dict(Counter(e.kind for e in examples)),
+        "by_source": dict(sorted(Counter(e.workspace for e in examples).items())),
+        "by_prompt_source": dict(sorted(Counter(prompt_source(e) for e in examples).items())),
         "by_split_kind": {
             s: dict(Counter(e.kind for e in examples if e.split == s)) for s in SPLITS
+        },
+        "by_source_split": {
+            src: dict(Counter(e.split or "none" for e in examples if e.workspace == src))
+            for src in sources
+        },
+        "by_split_prompt_source": {
+            s: dict(Counter(prompt_source(e) for e in examples if e.split == s)) for s in SPLITS
         },
     }
 
@@ -200,6 +331,60 @@ def dataset_stats(path: Path) -> dict[str, Any]:
         "split_rule": manifest.get("split_rule", {}),
         "schema_version": manifest.get("schema_version"),
     }
+
+
+def list_examples(
+    path: Path,
+    *,
+    split: str | None = None,
+    kind: str | None = None,
+    source: str | None = None,
+    prompt_from: str | None = None,
+    grep: str | None = None,
+) -> list[Example]:
+    """The examples of the dataset in ``path`` that match every filter given (``source``: a
+    substring of the workspace/repository path; ``grep``: a substring of the prompt)."""
+    _, examples = load_dataset(path)
+    out = []
+    for e in examples:
+        if split and e.split != split:
+            continue
+        if kind and e.kind != kind:
+            continue
+        if source and source not in e.workspace:
+            continue
+        if prompt_from and prompt_source(e) != prompt_from:
+            continue
+        if grep and grep.lower() not in (e.prompt or e.description).lower():
+            continue
+        out.append(e)
+    return out
+
+
+def format_example(ex: Example) -> str:
+    """An example for a person to read: what it is, its prompt, its context files, its diff."""
+    lines = [
+        f"id:      {ex.id}",
+        f"kind:    {ex.kind}    split: {ex.split}    prompt from: {prompt_source(ex)}",
+        f"source:  {ex.workspace}"
+        + (f" @ {ex.base['commit'][:12]}" if ex.base.get("commit") else ""),
+        f"time:    {time.strftime('%Y-%m-%d %H:%M', time.gmtime(ex.created_at))} UTC",
+        "",
+        "prompt:",
+        *(f"  {line}" for line in (ex.prompt or "(none)").splitlines()),
+    ]
+    if ex.description and ex.description != ex.prompt:
+        lines += ["", "description:", *(f"  {x}" for x in ex.description.splitlines())]
+    files = ex.files
+    lines += ["", f"context: {len(files)} file(s)"]
+    lines += [f"  {p} ({len(t.splitlines())} lines)" for p, t in files.items()]
+    for d in ex.diagnostics:
+        lines.append(
+            f"  diagnostic: {d.get('file', '?')}:{d.get('line', '?')}: "
+            + str(d.get("message", "")).strip()
+        )
+    lines += ["", "diff:", ex.diff.rstrip("\n")]
+    return "\n".join(lines)
 
 
 def show_example(path: Path, example_id: str) -> Example:

@@ -16,6 +16,31 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+# options that only mean something for one of the two sources
+VCS_ONLY = ("rev_range", "squash", "vcs")
+WORKSPACE_ONLY = ("executor",)
+
+
+def _refuse_options_that_do_not_apply(ctx: click.Context, *, from_vcs: bool) -> None:
+    """An option given on the command line that the chosen source ignores is an error, not
+    silently dropped."""
+    wrong = WORKSPACE_ONLY if from_vcs else VCS_ONLY
+    given = [
+        p
+        for p in ctx.command.params
+        if p.name in wrong
+        and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        flag = max(given[0].opts, key=len)
+        if from_vcs:
+            raise click.UsageError(
+                f"{flag} does not apply to --from-vcs (it mines snapshot timelines of "
+                "WORKSPACEs); drop it."
+            )
+        raise click.UsageError(f"{flag} applies only with --from-vcs REPO; drop it.")
+
+
 @click.command()
 @click.argument("workspaces", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--from-vcs", "repo", type=click.Path(path_type=Path), help="Mine this git/hg repo.")
@@ -97,6 +122,7 @@ def mine(
         raise click.UsageError("--from-vcs takes --range RANGE and no WORKSPACE arguments.")
     if (only_packages or exclude_dirs) and not label:
         raise click.UsageError("--only-packages and --exclude-dir go with --label.")
+    _refuse_options_that_do_not_apply(click.get_current_context(), from_vcs=repo is not None)
     db = None if no_store else ExampleDB()
     labeller = None
     if label:

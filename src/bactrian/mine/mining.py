@@ -76,6 +76,7 @@ def finish(
     fresh = [e for e in candidates if e.id not in known]
     if len(fresh) < len(candidates):
         report.dropped["already_mined"] = len(candidates) - len(fresh)
+    fresh = drop_secrets(fresh, report)
     kept = apply_filters(fresh, cfg, report, seen=db.hashes() if db else None)
     if describer is None:
         describer = make_describer(cfg.describer)
@@ -90,6 +91,29 @@ def finish(
     result = MineResult(kept, report, stored, labels=labels)
     result.merge_notes(context_notes(kept))
     return result
+
+
+def drop_secrets(
+    examples: list[Example], report: MiningReport, patterns: list[str] | None = None
+) -> list[Example]:
+    """Drop (and count as ``secret``) every example whose diff or context carries a secret:
+    a path matching the snapshotter's ``secret_patterns`` or content that looks like a key or
+    token (:mod:`bactrian.secrets`) — the snapshotter's own check, for VCS history too."""
+    from bactrian.secrets import example_secret
+
+    if patterns is None:
+        from bactrian.snapshot.config import load_config
+
+        patterns = list(load_config().secret_patterns)
+    kept = []
+    for ex in examples:
+        why = example_secret(ex.diff, ex.files, patterns)
+        if why:
+            report.candidates += 1
+            report.drop("secret", ex, why)
+        else:
+            kept.append(ex)
+    return kept
 
 
 def mine_workspace_candidates(

@@ -1,7 +1,9 @@
 """Mining VCS history (git and Mercurial) without touching the user's repository state: only
-read commands (``git rev-list``/``cat-file``/``diff-tree``/``ls-tree``/``archive``,
-``hg log``/``status --change``/``cat``/``files``/``archive``) — no checkout, no index or
-working-copy change.
+read commands (``git log``/``cat-file``/``diff-tree``/``ls-tree``/``archive``,
+``hg log``/``status``/``cat``/``files``/``archive``) — no checkout, no index or working-copy
+change. Working copies and bare repositories alike (central servers hold bare ones).
+Mercurial runs as one command server for the whole run (``hg serve --cmdserver pipe``), not a
+process per query. Commit times are the committer date (when the change entered the history).
 
 Each commit becomes a ``change`` example; a commit over the size limits is split into
 ``vcs-part`` examples (:mod:`bactrian.mine.parts`) whose base is the parent revision plus the
@@ -12,6 +14,7 @@ from git and from its Mercurial conversion gives the same example ids.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +61,8 @@ class VcsReader(Protocol):
 
     def archive(self, rev: str, dest: Path) -> None: ...
 
+    def close(self) -> None: ...
+
 
 def _run(cmd: list[str], cwd: Path, *, input: bytes | None = None) -> bytes:
     return vcs.run_vcs(
@@ -69,6 +74,16 @@ def _run(cmd: list[str], cwd: Path, *, input: bytes | None = None) -> bytes:
     )
 
 
+def _range_ends(rev_range: str) -> list[str]:
+    """The revisions a git-style range names (``A..B``, ``A...B``, ``^A B``, ``B``)."""
+    out = []
+    for word in rev_range.split():
+        for end in re.split(r"\.\.\.?", word.lstrip("^")):
+            if end:
+                out.append(end)
+    return out
+
+
 class GitReader:
     kind = "git"
 
@@ -78,12 +93,36 @@ class GitReader:
     def git(self, *args: str, input: bytes | None = None) -> bytes:
         return _run(["git", "-C", str(self.repo), *args], self.repo, input=input)
 
+    def close(self) -> None:
+        pass
+
+    def check_range(self, rev_range: str) -> None:
+        """Name a revision of ``rev_range`` that the repository lacks (git's own message is a
+        raw ``fatal: ambiguous argument``)."""
+        ends = _range_ends(rev_range)
+        if not ends:
+            raise MiningError(f"The range {rev_range!r} names no revision; give A..B or REV.")
+        query = "".join(f"{end}^{{commit}}\n" for end in ends).encode()
+        raw = self.git("cat-file", "--batch-check=%(objectname)", input=query).decode()
+        for end, line in zip(ends, raw.splitlines(), strict=False):
+            if line.endswith(" missing") or line.endswith(" ambiguous"):
+                raise MiningError(
+                    f"no revision {end!r} in {self.repo}; `git -C {self.repo} log --oneline` "
+                    "and `git tag` list the revisions there are."
+                )
+
     def commits(self, rev_range: str) -> list[Commit]:
-        revs = self.git("rev-list", "--reverse", "--topo-order", rev_range).decode().split()
+        """Commits of ``rev_range``, oldest first; ``time`` is the committer date (when the
+        change entered the history), not the author date."""
+        self.check_range(rev_range)
+        raw = self.git(
+            "log", "--reverse", "--topo-order", "-z", "--format=%H%n%P%n%ct%n%B", rev_range
+        ).decode()
         out = []
-        for rev in revs:
-            raw = self.git("log", "-1", "--format=%P%n%at%n%B", rev).decode()
-            parents_line, time_line, message = raw.split("\n", 2)
+        for rec in raw.split("\0"):
+            if not rec.strip():
+                continue
+            rev, parents_line, time_line, message = rec.lstrip("\n").split("\n", 3)
             parents = parents_line.split()
             out.append(
                 Commit(
@@ -153,25 +192,91 @@ NULL_HG = "0" * 40
 
 
 class HgReader:
+    """Mercurial history through one command server for the whole run (``hg serve
+    --cmdserver pipe``: one process, no Python start-up per query); a process per query when
+    the server cannot start."""
+
     kind = "hg"
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo
+        self._server: vcs.HgCommandServer | None = None
+        self._server_failed = False
+        self._files: dict[str, list[str]] = {}
+        # per commit of the ranges read so far: (added, modified, removed) and first parent
+        self._changes: dict[str, tuple[list[str], list[str], list[str]]] = {}
+        self._parents: dict[str, str | None] = {}
 
     def hg(self, *args: str) -> bytes:
+        if self._server is None and not self._server_failed:
+            try:
+                self._server = vcs.HgCommandServer(self.repo)
+            except OSError:
+                self._server_failed = True
+        if self._server is not None:
+            rc, out, err = self._server.run(list(args))
+            if rc != 0:
+                raise MiningError(
+                    f"`hg -R {self.repo} {' '.join(args)}` failed ({rc}): "
+                    f"{err.decode(errors='replace').strip()[:2000]}. "
+                    "Check the repository path and the revision range."
+                )
+            return out
         return _run(["hg", "-R", str(self.repo), *args], self.repo)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _check_revs(self, revs: list[str]) -> None:
+        for rev in revs:
+            try:
+                self.hg("log", "-r", rev, "-l", "1", "-T", "x")
+            except MiningError as exc:
+                if "unknown revision" in str(exc) or "parse error" in str(exc):
+                    raise MiningError(
+                        f"no revision {rev!r} in {self.repo}; `hg -R {self.repo} log` and "
+                        "`hg tags` list the revisions there are."
+                    ) from None
+                raise
 
     def commits(self, rev_range: str) -> list[Commit]:
         if ".." in rev_range and "::" not in rev_range:  # git-style A..B → only(B, A)
             a, _, b = rev_range.partition("..")
+            self._check_revs([r for r in (a, b) if r])
             rev_range = f"only({b or '.'}, {a})"
-        tmpl = "{node}\\0{p1.node}\\0{p2.node}\\0{date|hgdate}\\0{desc}\\0\\0"
-        raw = self.hg("log", "-r", f"sort({rev_range}, rev)", "-T", tmpl).decode()
+        tmpl = (
+            "{node}\\0{p1.node}\\0{p2.node}\\0{date|hgdate}\\0"
+            '{join(file_adds, "\\x01")}\\0{join(file_mods, "\\x01")}\\0'
+            '{join(file_dels, "\\x01")}\\0{desc}\\0\\x1e\\0'
+        )
+        try:
+            raw = self.hg("log", "-r", f"sort({rev_range}, rev)", "-T", tmpl).decode()
+        except MiningError as exc:
+            m = re.search(r"unknown revision '([^']*)'", str(exc))
+            if m:
+                raise MiningError(
+                    f"no revision {m.group(1)!r} in {self.repo}; `hg -R {self.repo} log` and "
+                    "`hg tags` list the revisions there are."
+                ) from None
+            raise
         out = []
-        for rec in raw.split("\0\0"):
+        for rec in raw.split("\0\x1e\0"):
             if not rec.strip("\0"):
                 continue
-            node, p1, p2, date, desc = rec.split("\0", 4)
+            node, p1, p2, date, adds, mods, dels, desc = rec.split("\0", 7)
+            # what changed against the first parent, as `hg status` says (the same query,
+            # answered for the whole range at once)
+            self._changes[node] = (
+                [p for p in adds.split("\x01") if p],
+                [p for p in mods.split("\x01") if p],
+                [p for p in dels.split("\x01") if p],
+            )
+            self._parents[node] = None if p1 == NULL_HG else p1
             out.append(
                 Commit(
                     rev=node,
@@ -184,6 +289,9 @@ class HgReader:
         return out
 
     def changed_paths(self, commit: Commit) -> list[str]:
+        known = self._changes.get(commit.rev)
+        if known is not None and commit.parent == self._parents.get(commit.rev):
+            return sorted({*known[0], *known[1], *known[2]})
         parent = commit.parent or "null"
         raw = self.hg("status", "--rev", parent, "--rev", commit.rev, "-mar", "--no-status", "-0")
         return sorted(p for p in raw.decode().split("\0") if p)
@@ -192,17 +300,41 @@ class HgReader:
         if rev is None or not paths:
             return {}
         existing = set(self.files(rev))
+        wanted = [p for p in paths if p in existing]
+        if not wanted:
+            return {}
+        # one query for all the files: path, size and content of each, back to back
+        raw = self.hg(
+            "cat", "-r", rev, "-T", "{path}\\0{size}\\0{data}", "--", *(f"path:{p}" for p in wanted)
+        )
         out: FileMap = {}
-        for p in paths:
-            if p in existing:
-                out[p] = self.hg("cat", "-r", rev, "--", f"path:{p}")
+        pos = 0
+        while pos < len(raw):
+            end_path = raw.index(b"\0", pos)
+            end_size = raw.index(b"\0", end_path + 1)
+            path = raw[pos:end_path].decode("utf-8", "surrogateescape")
+            size = int(raw[end_path + 1 : end_size])
+            out[path] = raw[end_size + 1 : end_size + 1 + size]
+            pos = end_size + 1 + size
+        if set(out) != set(wanted):  # paths printed differently: read them one by one
+            return {p: self.hg("cat", "-r", rev, "--", f"path:{p}") for p in wanted}
         return out
 
     def files(self, rev: str | None) -> list[str]:
         if rev is None:
             return []
-        raw = self.hg("files", "-r", rev, "-0")
-        return sorted(p for p in raw.decode().split("\0") if p)
+        if rev not in self._files:
+            if len(self._files) > 8:
+                self._files.pop(next(iter(self._files)))
+            parent = self._parents.get(rev)
+            if parent is not None and parent in self._files and rev in self._changes:
+                # the parent's files and what this commit added and removed
+                adds, _, dels = self._changes[rev]
+                self._files[rev] = sorted((set(self._files[parent]) - set(dels)) | set(adds))
+            else:
+                raw = self.hg("files", "-r", rev, "-0")
+                self._files[rev] = sorted(p for p in raw.decode().split("\0") if p)
+        return list(self._files[rev])
 
     def archive(self, rev: str, dest: Path) -> None:
         vcs.archive(self.repo, "hg", rev, dest, error=MiningError)
@@ -213,19 +345,39 @@ VCS_READERS.add("git", GitReader)
 VCS_READERS.add("hg", HgReader)
 
 
+def detect_kind(repo: Path) -> str | None:
+    """``git`` or ``hg`` for a repository's root (a working copy or a bare repository)."""
+    if (repo / ".hg").is_dir():
+        return "hg"
+    if (repo / ".git").exists():
+        return "git"
+    if (repo / "HEAD").is_file() and (repo / "objects").is_dir() and (repo / "refs").is_dir():
+        return "git"  # bare (a central server's or a mirror)
+    if (repo / "00changelog.i").exists() and (repo / "store").is_dir():
+        return "hg"  # the .hg directory itself
+    return None
+
+
 def open_vcs(repo: Path, kind: str | None = None) -> VcsReader:
-    """A reader for ``repo`` (kind detected from ``.git`` / ``.hg`` unless given)."""
-    repo = Path(repo).resolve()
+    """A reader for ``repo`` (kind detected from ``.git`` / ``.hg`` or a bare repository's
+    layout unless given)."""
+    given = Path(repo)
+    repo = given.resolve()
+    if not repo.exists():
+        raise MiningError(
+            f"{given} does not exist; pass the path of a git or Mercurial repository."
+        )
+    if not repo.is_dir():
+        raise MiningError(f"{given} is not a directory; pass a repository's root directory.")
     if kind is None:
-        if (repo / ".hg").is_dir():
-            kind = "hg"
-        elif (repo / ".git").exists():
-            kind = "git"
-        else:
+        kind = detect_kind(repo)
+        if kind is None:
             raise MiningError(
-                f"{repo} is neither a git nor a Mercurial repository (no .git or .hg). "
-                "Pass the repository's root directory."
+                f"{repo} is neither a git nor a Mercurial repository (no .git or .hg, not a "
+                "bare repository). Pass the repository's root directory."
             )
+    if kind == "hg" and repo.name == ".hg" and not (repo / ".hg").is_dir():
+        repo = repo.parent
     reader: VcsReader = VCS_READERS.get(kind)(repo)
     return reader
 
@@ -257,18 +409,21 @@ def mine_history(
     contexts); ``checker`` builds every part of a split commit (see :class:`PartChecker`)."""
     cfg = config or MineConfig()
     reader = open_vcs(repo, kind)
-    skipped: dict[str, int] = {}
-    counts = counts if counts is not None else {}
-    examples: list[Example] = []
-    commits = reader.commits(rev_range)
-    if squash_range and commits:
-        commits = [squash(commits)]
-    for commit in commits:
-        if commit.merge:
-            skipped["merge"] = skipped.get("merge", 0) + 1
-            continue
-        examples.extend(commit_examples(reader, commit, cfg, counts, checker, skipped))
-    return examples, skipped
+    try:
+        skipped: dict[str, int] = {}
+        counts = counts if counts is not None else {}
+        examples: list[Example] = []
+        commits = reader.commits(rev_range)
+        if squash_range and commits:
+            commits = [squash(commits)]
+        for commit in commits:
+            if commit.merge:
+                skipped["merge"] = skipped.get("merge", 0) + 1
+                continue
+            examples.extend(commit_examples(reader, commit, cfg, counts, checker, skipped))
+        return examples, skipped
+    finally:
+        reader.close()
 
 
 class PartChecker(Protocol):
@@ -296,9 +451,9 @@ def commit_examples(
     counts = counts if counts is not None else {}
     skipped = skipped if skipped is not None else {}
     paths = reader.changed_paths(commit)
+    base_files = reader.files(commit.parent)
     old = reader.read(commit.parent, paths)
     new = reader.read(commit.rev, paths)
-    base_files = reader.files(commit.parent)
     whole = render(old, new)
     if not whole:
         return []

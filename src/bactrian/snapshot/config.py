@@ -50,6 +50,14 @@ DEFAULT_SECRET_PATTERNS: list[str] = [
     ".git-credentials",
     "*.secret",
     "secrets.*",
+    "*.ppk",
+    ".aws/",
+    ".ssh/",
+    ".gnupg/",
+    ".docker/config.json",
+    ".kube/config",
+    ".htpasswd",
+    "*.tfstate",
 ]
 
 

@@ -6,7 +6,11 @@ regexp forms, translated to gitignore patterns; other regexps are applied here i
 the workspace's own ``.git/info/exclude``. The workspace's ``.gitignore`` files are read by git
 itself. Per file, :func:`check_file` skips what git cannot be told by pattern: files over the
 size limit, binary files (a NUL byte in the first 8000 bytes, git's own test), non-UTF-8 names,
-special files and nested repositories.
+special files and nested repositories — and secrets: a path matching ``secret_patterns`` is
+skipped here too, so that no negation in a workspace's ignore files (``!.env``, ``!*.pem``)
+re-includes it, and a file whose content looks like a secret (a PEM private key, a cloud
+credentials file, a token assignment such as ``API_KEY=sk-live-…``; see
+:mod:`bactrian.secrets`) is skipped whatever its name.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bactrian.secrets import secret_in_content, secret_name
 from bactrian.snapshot.config import SnapshotConfig
 
 BINARY_SNIFF_BYTES = 8000
@@ -118,10 +124,19 @@ def build_rules(workspace: Path, config: SnapshotConfig) -> IgnoreRules:
 
 
 def check_file(
-    workspace: Path, rel: bytes, max_file_bytes: int
+    workspace: Path, rel: bytes, max_file_bytes: int, secret_patterns: Sequence[str] = ()
 ) -> tuple[str | None, os.stat_result | None]:
     """Why ``rel`` must be skipped (None: keep it), and its lstat (None if it vanished)."""
     full = os.path.join(os.fsencode(workspace), rel.rstrip(b"/"))
+    pat = secret_name(rel.rstrip(b"/").decode("utf-8", "replace"), secret_patterns)
+    if pat is not None:
+        try:
+            st_secret: os.stat_result | None = os.lstat(full)
+        except OSError:
+            return "vanished", None
+        return f"secret (name matches {pat!r}; secret rules win over ignore-file negations)", (
+            st_secret
+        )
     try:
         st = os.lstat(full)
     except FileNotFoundError:
@@ -142,11 +157,14 @@ def check_file(
         return f"larger than max_file_bytes ({st.st_size} > {max_file_bytes})", st
     try:
         with open(full, "rb") as fh:
-            head = fh.read(BINARY_SNIFF_BYTES)
+            data = fh.read(max_file_bytes + 1)
     except FileNotFoundError:
         return "vanished", None
     except OSError as exc:
         return f"cannot read: {exc.strerror}", st
-    if b"\0" in head:
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
         return "binary file", st
+    why = secret_in_content(data)
+    if why:
+        return f"secret (content {why})", st
     return None, st

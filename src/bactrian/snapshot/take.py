@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import stat
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bactrian.errors import BactrianError, StoreError, WorkspaceError
+from bactrian.secrets import secret_in_content, secret_name
 from bactrian.snapshot.config import SnapshotConfig, load_config
 from bactrian.snapshot.gitrepo import (
     EMPTY_TREE,
@@ -59,6 +61,8 @@ FAST_MAX_BYTES = 32 << 20  # the changed files are held in memory for the pack
 # re-validates the index's cache-tree (which keeps ``git status`` from walking the whole last
 # tree) and checks that git computes the same tree
 CHECK_EVERY_DIRS = 100
+# bumped when the secret checks change, so files skipped (or kept) before are looked at again
+SECRETS_VERSION = 1
 
 
 class NullProbe:
@@ -172,18 +176,26 @@ class _Entry:
     path: bytes
 
 
-def _status(store: Store) -> list[_Entry]:
+_UNREADABLE_DIR = re.compile(rb"could not open directory '([^']*)': (.*)")
+
+
+def _status(store: Store) -> tuple[list[_Entry], list[tuple[bytes, str]]]:
     """``git status --porcelain=v2`` against the store's index: only stat data is compared
     for unchanged files (the index is the stat cache); the untracked cache skips unchanged
-    directories."""
-    out = store.work_git.run(
+    directories. Also returns the directories git could not open (path, why)."""
+    proc = store.work_git.run(
         "status",
         "--porcelain=v2",
         "-z",
         "--untracked-files=all",
         "--no-renames",
         "--ignore-submodules=all",
-    ).stdout
+    )
+    out = proc.stdout
+    unreadable = [
+        (m.group(1), m.group(2).decode("utf-8", "replace").strip())
+        for m in _UNREADABLE_DIR.finditer(proc.stderr)
+    ]
     entries = []
     for rec in out.split(b"\0"):
         if rec.startswith(b"? "):
@@ -195,7 +207,39 @@ def _status(store: Store) -> list[_Entry]:
         elif rec[:2] in (b"2 ", b"u "):  # not expected with --no-renames and our own index
             parts = rec.split(b" ")
             entries.append(_Entry("M", "M", None, parts[-1]))
-    return entries
+    return entries, unreadable
+
+
+def _special_files(wsb: bytes, dirs: set[bytes]) -> list[tuple[bytes, os.stat_result]]:
+    """Files in ``dirs`` (relative, ``b""`` = the root) that are neither regular files, links
+    nor directories (FIFOs, sockets, devices): git skips them without a word."""
+    found = []
+    for d in sorted(dirs):
+        try:
+            with os.scandir(os.path.join(wsb, d) if d else wsb) as it:
+                for ent in it:
+                    if ent.name == b".git":
+                        continue
+                    st = ent.stat(follow_symlinks=False)
+                    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)) and not (
+                        stat.S_ISDIR(st.st_mode)
+                    ):
+                        found.append((os.path.join(d, ent.name) if d else ent.name, st))
+        except OSError:
+            continue
+    return found
+
+
+def _all_dirs(wsb: bytes, config_ignore: list[str]) -> set[bytes]:
+    """Every directory of the workspace but ``.git`` and the configured ignored ones (for the
+    first snapshot's look for special files)."""
+    skip = {os.fsencode(p.strip("/")) for p in config_ignore if p.endswith("/") and "*" not in p}
+    skip.add(b".git")
+    out: set[bytes] = set()
+    for root, dirs, _ in os.walk(wsb):
+        dirs[:] = [d for d in dirs if d not in skip]
+        out.add(os.path.relpath(root, wsb) if root != wsb else b"")
+    return out
 
 
 def _read(path: bytes, st: os.stat_result) -> bytes | None:
@@ -254,6 +298,15 @@ def _prepare_in_process(
     blobs: list[bytes] = []
     for path, tracked, old_oid, st in add:
         data = _read(os.path.join(wsb, path), st)
+        why = secret_in_content(data) if data is not None and not stat.S_ISLNK(st.st_mode) else None
+        if why:  # became a secret between the check and this read
+            log.warning(
+                "%s: skipped %s: secret (content %s)",
+                wsb.decode(errors="replace"),
+                os.fsdecode(path),
+                why,
+            )
+            data = None
         if data is None:  # vanished or unreadable since the check: as if deleted
             if tracked:
                 changes[path] = None
@@ -327,8 +380,45 @@ def _stage(store: Store, in_process: bool) -> _Staged:
     rules = build_rules(ws, store.config)
     rules_changed = _write_if_changed(store.git_dir / "info" / "exclude", rules.exclude_text)
     _write_if_changed(store.git_dir / "info" / "attributes", STORE_ATTRIBUTES)
-    entries = _status(store)
-    skips = _SkipCache(store.root / "skipped.json", f"max_file_bytes={store.config.max_file_bytes}")
+    entries, unreadable = _status(store)
+    secrets = list(store.config.secret_patterns)
+    fingerprint = f"max_file_bytes={store.config.max_file_bytes};secrets={SECRETS_VERSION}:" + (
+        hashlib.sha1("\0".join(secrets).encode()).hexdigest()
+    )
+    skips = _SkipCache(store.root / "skipped.json", fingerprint)
+    for rel, why in unreadable:
+        key = "dir:" + rel.decode("utf-8", "surrogateescape")
+        if key not in skips.items:
+            log.warning("%s: skipped directory %s: cannot read: %s", ws, key[4:], why)
+            skips.add(key, None, f"cannot read: {why}")
+    live_dirs = {b"dir:" + rel for rel, _ in unreadable}
+    for key in [k for k in skips.items if k.startswith("dir:")]:
+        if key.encode("utf-8", "surrogateescape") not in live_dirs:
+            skips.items.pop(key)  # readable again: logged again if it closes once more
+            skips.dirty = True
+    # git lists no FIFOs, sockets or devices: look for them where something changed (the
+    # whole tree on the first snapshot) so that each gets its one log line
+    look_in = (
+        _all_dirs(wsb, store.config.ignore)
+        if not in_process
+        else {os.path.dirname(e.path.rstrip(b"/")) for e in entries if e.y != "."}
+    )
+    specials = _special_files(wsb, look_in)
+    if specials:  # not those the ignore rules hide anyway
+        proc = store.work_git.run(
+            "check-ignore",
+            "-z",
+            "--stdin",
+            input=b"\0".join(p for p, _ in specials) + b"\0",
+            check=False,
+        )
+        hidden = set(proc.stdout.split(b"\0"))
+        specials = [(p, st_) for p, st_ in specials if p not in hidden]
+    for rel_special, st_special in specials:
+        key = rel_special.decode("utf-8", "surrogateescape")
+        if not skips.hit(key, st_special):
+            log.warning("%s: skipped %s: not a regular file", ws, key)
+            skips.add(key, st_special, "not a regular file")
     add: list[tuple[bytes, bool, str | None, os.stat_result]] = []
     remove: list[bytes] = []
     force_remove: list[bytes] = []
@@ -355,7 +445,7 @@ def _stage(store: Store, in_process: bool) -> _Staged:
             if tracked:
                 force_remove.append(path)
             continue
-        reason, st = check_file(ws, path, store.config.max_file_bytes)
+        reason, st = check_file(ws, path, store.config.max_file_bytes, secrets)
         if reason == "vanished":
             if tracked:
                 remove.append(path)
@@ -374,6 +464,14 @@ def _stage(store: Store, in_process: bool) -> _Staged:
     if rules_changed:
         out = store.work_git.run("ls-files", "-z", "-c", "-i", "--exclude-standard").stdout
         ignored = [p for p in out.split(b"\0") if p]
+        # secret names re-included by a negation and recorded before: out of the index too
+        out = store.work_git.run("ls-files", "-z", "-c").stdout
+        known = set(ignored) | set(force_remove)
+        ignored += [
+            p
+            for p in out.split(b"\0")
+            if p and p not in known and secret_name(p.decode("utf-8", "replace"), secrets)
+        ]
     # only skipped files (say an untracked binary) in the status output: no write-tree needed
     dirty = bool(add or remove or force_remove or ignored) or index_ahead
     n_paths = len(add) + len(remove) + len(force_remove)
