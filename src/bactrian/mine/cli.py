@@ -90,8 +90,11 @@ def mine(
         from bactrian.mine.label import label_examples
 
         def labeller(exs: list[Any]) -> Any:
+            from bactrian.progress import progress
+
             assert work is not None
-            return label_examples(exs, Path(work.name), build_cmd=build_cmd)
+            items = progress(exs, "labelling", "example")
+            return label_examples(items, Path(work.name), build_cmd=build_cmd)
 
     try:
         if repo is not None:
@@ -111,15 +114,55 @@ def mine(
     if as_json:
         _echo_json(result.to_dict())
         return
+    for line in human_lines(result, labelled=label):
+        click.echo(line)
+
+
+def human_lines(result: Any, *, labelled: bool = False) -> list[str]:
+    """The human output of ``bactrian mine``: one line per example (id, kind, steps, prompt
+    source, instruction), a fix's diagnostics whole and indented (never cut at the first line
+    break: a type error's expected type is on the next one), labels when built, then the
+    report: counts, drops, prompts by source and a sample of 20 prompts to audit."""
+    from bactrian.mine.prompts import instruction
+
+    lines = []
     for ex in result.examples:
-        first = ex.prompt.split("\n", 1)[0]
-        click.echo(f"{ex.id}  {ex.kind:<8} {ex.stats.get('steps', '')}  {first}")
+        source = ex.stats.get("prompt_source", "")
+        lines.append(
+            f"{ex.id}  {ex.kind:<8} {ex.stats.get('steps', '')}  [{source}] "
+            f"{instruction(ex.prompt)}"
+        )
+        rest = ex.prompt.strip()[len(instruction(ex.prompt)) :].strip()
+        if rest:
+            lines += ["    " + ln for ln in rest.splitlines()]
+        if labelled or "base_build" in ex.stats:
+            lines += _label_lines(ex.stats)
     rep = result.report.to_dict()
     dropped = ", ".join(f"{k} {v}" for k, v in rep["dropped"].items()) or "none"
-    click.echo(
+    lines.append(
         f"{rep['candidates']} candidates, {rep['kept']} kept ({result.stored} new in the "
         f"database); dropped: {dropped}"
     )
+    lines += result.report.prompt_lines()
+    return lines
+
+
+def _label_lines(stats: dict[str, Any]) -> list[str]:
+    base, target = stats.get("base_build"), stats.get("target_build")
+    if base is None and target is None:
+        return ["    label: not built"]
+    out = [f"    label: base {base or '?'} -> target {target or '?'}"]
+    for side in ("target", "base"):
+        diags = stats.get(f"{side}_diagnostics") or []
+        if diags and stats.get(f"{side}_build") == "red":
+            d = diags[0]
+            head = f"{d.get('file')}:{d.get('line')}:{d.get('col')}: {d.get('message', '')}"
+            out += [
+                f"      {side}: " + ln if i == 0 else "        " + ln
+                for i, ln in enumerate(head.strip().splitlines())
+            ]
+            break
+    return out
 
 
 @click.command()

@@ -23,6 +23,7 @@ from bactrian.mine.config import MineConfig
 from bactrian.mine.context import decode_files, relevant_files
 from bactrian.mine.parts import split_change
 from bactrian.mine.textdiff import FileMap, render
+from bactrian.progress import progress
 from bactrian.registry import Registry
 
 
@@ -249,7 +250,7 @@ def mine_history(
     commits = reader.commits(rev_range)
     if squash_range and commits:
         return commit_examples(reader, squash(commits), cfg), skipped
-    for commit in commits:
+    for commit in progress(commits, "mining commits", "commit"):
         if commit.merge:
             skipped["merge"] = skipped.get("merge", 0) + 1
             continue
@@ -292,6 +293,7 @@ def commit_examples(reader: VcsReader, commit: Commit, cfg: MineConfig) -> list[
                     "repo": str(reader.repo),
                     "rev": commit.parent,
                     "commit": commit.rev,
+                    "message": commit.message,
                     "pre_diff": pre_diff,
                     "part": k + 1,
                     "parts": len(parts),
