@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from bactrian.dataset.example import Example
 from bactrian.errors import ModelError
 from bactrian.mine.context import is_test_path
-from bactrian.mine.intent import clauses, clean_message, subject_prompt
+from bactrian.mine.intent import clauses, clean_message, single_verb, subject_of, subject_prompt
 from bactrian.mine.patchview import as_patch
 from bactrian.mine.prompts import STOPWORDS, instruction, leaks, prompt_problems
 from bactrian.mine.summary import Meaning, meaning, stats_lines
@@ -152,16 +152,20 @@ class DeterministicDescriber:
         summary = m.prompt()
         msg = commit_message(ex)
         subject = subject_prompt(msg) if msg else None
+        if msg and subject is None and (verb := single_verb(subject_of(msg))):
+            # "Refactoring." / "Format": the verb is the intent, the code says where
+            where = m.main_module()
+            subject = f"{verb} {where}" if where else None
         if subject and ex.kind != "fix":
-            text, source = subject, "commit-message"
-            allowed: set[str] | None = set()
+            defined = m.defined()
             if int(ex.base.get("parts", 1) or 1) > 1:
-                text, source = part_intent(subject, m, summary)
-                allowed = m.defined()
-            cand = _Candidate(source, text, allowed)
-            if is_update_file(text) and summary:  # "Update glob.ml": the diff says more
-                out.append(_Candidate("diff-summary", summary, m.defined()))
-            out.append(cand)
+                intents = part_intents(subject, m, summary)
+            else:
+                intents = [(subject, "commit-message")]
+            if summary and is_update_file(subject):  # "Update glob.ml": the diff says more
+                out.append(_Candidate("diff-summary", summary, defined))
+            for text, source in intents:
+                out.append(_Candidate(source, text, defined if text != subject else set()))
         if summary:
             out.append(_Candidate("diff-summary", summary, m.defined()))
         return out
@@ -197,23 +201,25 @@ class DeterministicDescriber:
         return f"{body}\nFiles: {stats_lines(ex.diff)}."
 
 
-def part_intent(subject: str, m: Meaning, summary: str | None) -> tuple[str, str]:
-    """The intent of one part of a split commit: the clause of the commit subject that names
-    what the part touches ("add the stats module and use it in report" → the part adding
-    stats.ml gets "add the stats module"); else what the part does, with the commit's intent
-    ("add a Stats module (part of: …)"). Returns (text, prompt source)."""
+def part_intents(subject: str, m: Meaning, summary: str | None) -> list[tuple[str, str]]:
+    """Candidate intents of one part of a split commit, best first: the clause of the commit
+    subject that names what the part touches ("add the stats module and use it in report" →
+    the part adding stats.ml gets "add the stats module"); what the part does with the
+    commit's intent ("add a Stats module (part of: …)"); the whole subject. Each is
+    (text, prompt source)."""
+    out: list[tuple[str, str]] = []
     parts = clauses(subject)
     if len(parts) > 1:
         names = m.names()
         scored = sorted(((_score(c, names), k) for k, c in enumerate(parts)), reverse=True)
         if scored[0][0] > 0 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
-            return parts[scored[0][1]], "commit-message"
+            out.append((parts[scored[0][1]], "commit-message"))
     if summary:
         combined = f"{summary} (part of: {subject})"
         if not prompt_problems(combined):
-            return combined, "commit-message"
-        return summary, "diff-summary"
-    return subject, "commit-message"
+            out.append((combined, "commit-message"))
+    out.append((subject, "commit-message"))
+    return out
 
 
 def _score(clause: str, names: set[str]) -> int:

@@ -133,9 +133,77 @@ def subject_of(message: str) -> str:
     return lines[0]
 
 
+_IRREGULAR = {
+    "made": "make",
+    "makes": "make",
+    "wrote": "write",
+    "written": "write",
+    "rewrote": "rewrite",
+    "rewritten": "rewrite",
+    "split": "split",
+    "built": "build",
+    "kept": "keep",
+    "got": "get",
+    "ran": "run",
+    "did": "do",
+    "done": "do",
+    "took": "take",
+    "taken": "take",
+    "gave": "give",
+    "given": "give",
+    "moved": "move",
+    "broke": "break",
+    "brought": "bring",
+    "set": "set",
+    "put": "put",
+}
+# nominalisations: "Time parsing" → "parse time", "Wrong cast correction" → "correct wrong cast"
+_NOUN_VERB = {
+    "addition": "add",
+    "additions": "add",
+    "implementation": "implement",
+    "correction": "correct",
+    "factorisation": "factorise",
+    "factorization": "factorize",
+    "cleaning": "clean",
+    "cleanup": "clean up",
+    "removal": "remove",
+    "improvement": "improve",
+    "improvements": "improve",
+    "optimisation": "optimise",
+    "optimization": "optimize",
+    "simplification": "simplify",
+    "parsing": "parse",
+    "printing": "print",
+    "handling": "handle",
+    "refactoring": "refactor",
+    "rewrite": "rewrite",
+    "renaming": "rename",
+    "deprecation": "deprecate",
+    "generalisation": "generalise",
+    "generalization": "generalize",
+    "documentation": "document",
+    "validation": "validate",
+    "conversion": "convert",
+    "extraction": "extract",
+    "integration": "integrate",
+    "upgrade": "upgrade",
+    "update": "update",
+    "fix": "fix",
+    "fixes": "fix",
+    "bugfix": "fix",
+    "support": "add support for",
+    "tests": "test",
+}
+
+
 def imperative_verb(word: str) -> str | None:
-    """``word`` as an imperative verb ("Added" → "add", "fixes" → "fix"), or None."""
-    w = word.lower().strip(",.:;!")
+    """``word`` as an imperative verb ("Added" → "add", "fixes" → "fix", "Re-organize" →
+    "reorganize", "Unfunctorize" → "unfunctorize"), or None."""
+    w = word.lower().strip(",.:;!'\"`()[]")
+    if w in _IRREGULAR:
+        return _IRREGULAR[w]
+    w = w.replace("-", "") if re.match(r"^(?:re|un|de|pre)-", w) else w
     candidates = [w]
     if w.endswith("ies"):
         candidates.append(w[:-3] + "y")
@@ -153,7 +221,14 @@ def imperative_verb(word: str) -> str | None:
         candidates += [w[:-3], w[:-3] + "e"]
         if len(w) > 5 and w[-4] == w[-5]:
             candidates.append(w[:-4])
-    return next((c for c in candidates if c in IMPERATIVE), None)
+    for c in candidates:
+        if c in IMPERATIVE:
+            return c
+    for c in candidates:  # re-/un-/de- + a verb: "unrecord", "reorder", "deinline"
+        for pre in ("re", "un", "de"):
+            if c.startswith(pre) and c[len(pre) :] in IMPERATIVE:
+                return c
+    return None
 
 
 def _lower_first(text: str) -> str:
@@ -191,9 +266,61 @@ def _imperative(desc: str, verb_for_type: str = "") -> str | None:
     lead = _NOUN_LEAD.get(words[0].lower().strip(",.:;"))
     if lead is not None:
         return " ".join([lead, *words[1:]])
-    if verb_for_type:
+    if verb_for_type:  # "fix(glob): double star parsing" → "fix double star parsing"
         return f"{verb_for_type} {_lower_first(desc)}"
+    # "Partially implemented date actions" → "implement date actions partially"
+    if len(words) > 2 and words[0].lower().endswith("ly"):
+        v = imperative_verb(words[1])
+        if v is not None:
+            return " ".join([v, *words[2:], words[0].lower()])
+    # "Ordinal dates support added" → "add ordinal dates support"
+    last = words[-1].lower()
+    if len(words) > 1 and last.endswith(("ed", "en")) and (v := imperative_verb(last)):
+        return " ".join([v, _lower_det(" ".join(words[:-1]))])
+    # "pp_format: the minute specifier is now modulo 60" → "make the minute specifier …"
+    m = re.match(r"^(.+?)\s+(?:is|are)\s+(?:now\s+)?(.+)$", desc)
+    if m and len(m.group(1).split()) <= 5:
+        return f"make {_lower_det(m.group(1))} {m.group(2)}"
+    # "Time parsing", "Wrong cast correction", "Little factorisation of f", "X addition to Y"
+    nominal = [k for k, w in enumerate(words[:6]) if w.lower().strip(",.:;") in _NOUN_VERB]
+    if nominal and not (nominal[0] == 0 and verb_for_type):
+        k = nominal[-1] if nominal[-1] == len(words) - 1 else nominal[0]
+        v = _NOUN_VERB[words[k].lower().strip(",.:;")]
+        left = [w for w in words[:k] if w.lower() not in _FILLER]
+        right = words[k + 1 :]
+        if right and right[0].lower() == "of":
+            return " ".join([v, *right[1:]]) if len(right) > 1 else None
+        if not left:
+            return " ".join([v, *right]) if right else None
+        return " ".join([v, _lower_det(" ".join(left)), *right])
     return None
+
+
+_FILLER = {"little", "small", "minor", "some", "few", "a", "an", "the", "more", "tiny"}
+_DETERMINERS = {"the", "a", "an", "all", "some", "any", "this", "these", "those", "more", "new"}
+
+
+def _lower_det(text: str) -> str:
+    """Lower-case ``text``'s sentence-initial capital ("The lexer", "Time") but not a name
+    ("Makefile", "OCaml", "META", "Lwt_io")."""
+    first = text.partition(" ")[0].rstrip(",;:")
+    if first.lower() in _DETERMINERS:
+        return _lower_first(text)
+    if first.endswith("file") or "." in first:
+        return text
+    return _lower_first(text)
+
+
+def single_verb(subject: str) -> str | None:
+    """A one-word subject that is a verb or names one ("Refactoring." → "refactor", "Format"
+    → "format"), for "VERB MODULE" prompts."""
+    words = _strip_refs(subject).strip().rstrip(".!").split()
+    if len(words) != 1:
+        return None
+    w = words[0].lower()
+    if w in ("wip", "tmp", "misc", "update", "changes", "stuff"):
+        return None
+    return _NOUN_VERB.get(w) or imperative_verb(w)
 
 
 def _fit(text: str) -> str:
@@ -222,6 +349,27 @@ def editor_style(subject: str) -> str | None:
     if revert:
         inner = editor_style(revert.group(1))
         return f"revert: {inner}" if inner else None
+    text = re.sub(r"\b[0-9a-f]{7,40}\b", "", text).strip()
+    first_sentence = re.split(r"\.\s+(?=[A-Z])", text, maxsplit=1)[0].strip().rstrip(".")
+    arrow = re.match(r"^(\S+)\s*->\s*(\S+)$", first_sentence)
+    if arrow:  # "tm.tm_isdst -> tm.Unix.tm_isdst"
+        return f"replace {arrow.group(1)} with {arrow.group(2)}"
+    bump = re.match(
+        r"^(?:version|release|bump(?:\s+version)?(?:\s+to)?|prepare(?:\s+release)?|v)\s*"
+        r"v?(\d+(?:\.\d+)+[\w.~+-]*)$",
+        first_sentence,
+        re.I,
+    )
+    if bump:
+        return f"bump the version to {bump.group(1)}"
+    if re.match(r"^(?:run\s+|apply\s+)?ocamlformat(?:\s+pass)?$", first_sentence, re.I):
+        return "apply ocamlformat"
+    if len(text) > MAX_PROMPT_CHARS and first_sentence and len(first_sentence.split()) >= 2:
+        text = first_sentence
+    head = text.split(" - ", 1)[0]
+    if head != text and len(head.split()) >= 2:
+        text = head
+    text = re.sub(r"^(?:attempt(?:ing)?|try(?:ing)?)\s+to\s+", "", text, flags=re.I)
     verb_for_type = ""
     scopes: list[str] = []
     m = _CONVENTIONAL.match(text)

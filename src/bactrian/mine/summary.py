@@ -42,11 +42,35 @@ def module_name(path: str) -> str:
     return stem[:1].upper() + stem[1:]
 
 
-def _top_def(line: str) -> str | None:
-    if line[:1].isspace():
+C_SOURCES = (".c", ".h", ".cpp", ".cc")
+_C_DEF = re.compile(
+    r"^(?!(?:if|else|while|for|return|switch|do|case|typedef)\b)"
+    r"(?:(?:static|inline|extern|const|unsigned|signed|struct|enum|CAMLprim)\s+)*"
+    r"[A-Za-z_]\w*[\s*]+\**([A-Za-z_]\w*)\s*\([^;]*$"
+    r"|^#\s*define\s+([A-Za-z_]\w*)"
+)
+
+
+def _def(line: str, c: bool = False, nested: bool = False) -> str | None:
+    """The name a definition line defines: OCaml ``let/val/type/module/…`` (top level only
+    unless ``nested``; never a local ``let … in``), or a C function / macro."""
+    if c:
+        m = _C_DEF.match(line)
+        return (m.group(1) or m.group(2)) if m else None
+    if line[:1].isspace() and not nested:
         return None
     m = DEFINITION.match(line)
-    return m.group(1) if m else None
+    if not m or m.group(1) == "_" or re.search(r"\bin\s*$", line):
+        return None
+    return m.group(1)
+
+
+def _top_def(line: str) -> str | None:
+    return _def(line)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 @dataclass
@@ -72,6 +96,10 @@ class FileMeaning:
         return self.path.endswith(OCAML)
 
     @property
+    def c(self) -> bool:
+        return self.path.endswith(C_SOURCES)
+
+    @property
     def dune(self) -> bool:
         return posixpath.basename(self.path) in ("dune", "dune-project") or self.path.endswith(
             ".opam"
@@ -82,35 +110,60 @@ def _kind(line: str) -> str:
     return line.split(None, 1)[0] if line.strip() else ""
 
 
-def _enclosing(hunk: Hunk, old_text: list[str] | None) -> list[tuple[str, str]]:
-    """Top-level definitions (name, keyword) a hunk's changes sit in (old side): the definition
-    lines the hunk changes, else the nearest one above its first change (hunk context, then
-    the old file)."""
+def _enclosing(hunk: Hunk, old_text: list[str] | None, c: bool = False) -> list[tuple[str, str]]:
+    """Definitions (name, keyword) a hunk's changes sit in (old side): the definition lines
+    the hunk removes or rewrites, else the nearest definition above its first change that is
+    less indented than the change (a function inside a functor, not the functor) — looked
+    for in the hunk's context, then in the old file."""
     names: list[tuple[str, str]] = []
-    first_change = None
+    before: list[str] = []
+    first_change: int | None = None
+    indent = 0
     old_line = (hunk.old_start or 1) - 1
-    above: tuple[str, str] | None = None
     for tag, text in hunk.lines:
         line = text.rstrip("\r\n")
         if tag == " ":
-            if first_change is None and (d := _top_def(line)):
-                above = (d, _kind(line))
+            if first_change is None:
+                before.append(line)
             old_line += 1
             continue
         if first_change is None:
             first_change = old_line
+            indent = _indent(line) if line.strip() else 0
         if tag == "-":
             old_line += 1
-            if (d := _top_def(line)) and (d, _kind(line)) not in names:
+            if (d := _def(line, c, nested=True)) and (d, _kind(line)) not in names:
                 names.append((d, _kind(line)))
     if names:
         return names
-    if above is None and old_text is not None and first_change is not None:
-        for i in range(min(first_change, len(old_text)) - 1, -1, -1):
-            if d := _top_def(old_text[i]):
-                above = (d, _kind(old_text[i]))
+    if indent == 0 and not c:
+        return []  # a change at the top level is its own definition
+    above = list(reversed(before))
+    if old_text is not None and first_change is not None:
+        start = min(first_change - len(before), len(old_text))
+        above += list(reversed(old_text[: max(start, 0)]))
+    if c:
+        for line in above:
+            if d := _def(line, c):
+                return [(d, _kind(line))]
+        return []
+    # the definitions around the change, innermost first, each less indented than the last;
+    # the outermost value among them is what a developer names ("f", not a local "bc" in f,
+    # nor the functor f sits in)
+    chain: list[tuple[str, str]] = []
+    for line in above:
+        if not line.strip() or _indent(line) >= indent:
+            continue
+        d = _def(line, c, nested=True)
+        if d:
+            chain.append((d, _kind(line)))
+            indent = _indent(line)
+            if indent == 0:
                 break
-    return [above] if above else []
+    values = [x for x in chain if x[1] in ("let", "and", "val", "external", "method")]
+    if values:
+        return [values[-1]]
+    return chain[:1]
 
 
 def file_meaning(fp: FilePatch, old_text: str | None) -> FileMeaning:
@@ -134,12 +187,13 @@ def file_meaning(fp: FilePatch, old_text: str | None) -> FileMeaning:
                 n = _NAME.search(" ".join(adds[i : i + 3]))
                 m.stanzas.append((s.group(1), n.group(1) if n else ""))
         return m
-    if not m.ocaml:
+    if not m.ocaml and not m.c:
         return m
-    added_names = [d for line in adds if (d := _top_def(line))]
-    removed_names = {d for line in rems if (d := _top_def(line))}
+    c = m.c
+    added_names = [d for line in adds if (d := _def(line, c))]
+    removed_names = {d for line in rems if (d := _def(line, c))}
     old_lines = old_text.splitlines() if old_text is not None else None
-    old_names = {d for line in old_lines or [] if (d := _top_def(line))}
+    old_names = {d for line in old_lines or [] if (d := _def(line, c, nested=True))}
     for name in added_names:
         if name in removed_names or name in old_names:
             if name not in m.changed_defs:
@@ -154,7 +208,7 @@ def file_meaning(fp: FilePatch, old_text: str | None) -> FileMeaning:
     removed_cases = {c.group(1) for line in rems if (c := _CASE.match(line))}
     removed_ctors = {c.group(1) for line in rems if (c := _CTOR.match(line))}
     for h in fp.hunks:
-        where = _enclosing(h, old_lines)
+        where = _enclosing(h, old_lines, c)
         inside, inside_kind = where[0] if where else ("", "")
         # a constructor added to a type that already existed (not a whole new type)
         in_type = inside_kind == "type" and inside in old_names
@@ -194,14 +248,27 @@ class Meaning:
 
     @property
     def code(self) -> list[FileMeaning]:
-        return [f for f in self.files if f.ocaml and not f.test]
+        return [f for f in self.files if (f.ocaml or f.c) and not f.test]
 
     @property
     def tests(self) -> list[FileMeaning]:
         return [f for f in self.files if f.test and (f.ocaml or not f.dune)]
 
     def new_modules(self) -> list[str]:
-        return list(dict.fromkeys(module_name(f.path) for f in self.code if f.new_file))
+        return list(dict.fromkeys(module_name(f.path) for f in self.code if f.new_file and f.ocaml))
+
+    def main_module(self) -> str:
+        """The file a change is mostly about (its largest code file, else its first file)."""
+        files = self.code or self.files
+        if not files:
+            return ""
+        best = max(files, key=lambda f: f.added_n + f.removed_n)
+        return _base(_prefer_ml(best.path))
+
+    def project_modules(self) -> set[str]:
+        """Module names of the files the example shows (context and diff)."""
+        paths = [f.path for f in self.files] + list(self.context)
+        return {module_name(p) for p in paths if p.endswith(OCAML)}
 
     def defined(self) -> set[str]:
         """Names the change defines (definitions, constructors, new modules): what a prompt may
@@ -302,8 +369,9 @@ class Meaning:
 
     def _tests_prompt(self) -> str:
         uses: list[str] = []
+        ours = self.project_modules()
         for f in self.tests:
-            uses += [u for u in f.uses if u.split(".")[0] not in ("List", "Printf", "Alcotest")]
+            uses += [u for u in f.uses if u.split(".")[0] in ours]
         uses = list(dict.fromkeys(uses))
         if len(uses) == 1:
             return f"add a test for {uses[0]}"
