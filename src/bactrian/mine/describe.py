@@ -32,7 +32,7 @@ from bactrian.mine.context import is_test_path
 from bactrian.mine.intent import clauses, clean_message, single_verb, subject_of, subject_prompt
 from bactrian.mine.patchview import as_patch
 from bactrian.mine.prompts import STOPWORDS, instruction, leaks, prompt_problems
-from bactrian.mine.summary import Meaning, meaning, stats_lines
+from bactrian.mine.summary import OCAML, Meaning, meaning, module_name, stats_lines
 from bactrian.models import ModelBackend, ModelConfig, load_model_config, make_backend
 from bactrian.registry import Registry
 from bactrian.types import Diagnostic
@@ -131,7 +131,12 @@ class DeterministicDescriber:
         rejected: list[str] = []
         for cand in self._candidates(ex, meaning_):
             problems = prompt_problems(cand.text) + leaks(
-                cand.text, ex.diff, ex.files.values(), intent=intent, allowed=cand.allowed
+                cand.text,
+                ex.diff,
+                ex.files.values(),
+                intent=intent,
+                allowed=cand.allowed,
+                known=shown_modules(ex),
             )
             if problems:
                 rejected += [f"{cand.source}: {p}" for p in problems]
@@ -306,8 +311,19 @@ def check_prompt(prompt: str, example: Example) -> list[str]:
     commit message or the diagnostics say counts as known)."""
     text = instruction(prompt)
     return prompt_problems(text) + leaks(
-        text, example.diff, example.files.values(), intent=intent_text(example)
+        text,
+        example.diff,
+        example.files.values(),
+        intent=intent_text(example),
+        known=shown_modules(example),
     )
+
+
+def shown_modules(example: Example) -> set[str]:
+    """Module names of the files the example shows or touches (``lib/glob.ml`` → ``Glob``): a
+    prompt may name them, whatever their text says."""
+    paths = list(example.files) + [fp.path for fp in as_patch(example.diff).files]
+    return {module_name(p) for p in paths if p.endswith(OCAML)}
 
 
 DescriberFactory = Callable[[ModelConfig], Describer]

@@ -107,6 +107,8 @@ def _strip_refs(text: str) -> str:
     text = text.replace("\x00", "")
     text = re.sub(r"\(\s*[,;:]*\s*\)|\[\s*\]", "", text)
     text = re.sub(r"\s+([,;:.)])", r"\1", text)
+    text = re.sub(r"[,;:]+([.;:])", r"\1", text)
+    text = re.sub(r"^[\s,;:.)-]+", "", text)
     text = re.sub(r"[\s,;:(-]+$", "", text)
     return re.sub(r"\s{2,}", " ", text).strip()
 
@@ -117,7 +119,12 @@ def clean_message(message: str) -> str:
     for line in message.splitlines():
         if TRAILER.match(line):
             continue
-        out.append(_strip_refs(_TAG.sub("", line)) if line.strip() else "")
+        if not line.strip():
+            out.append("")
+            continue
+        kept = _strip_refs(_TAG.sub("", line))
+        if re.search(r"\w", kept):
+            out.append(kept)
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
 
 

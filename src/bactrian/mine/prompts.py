@@ -404,13 +404,15 @@ def leaks(
     *,
     intent: str = "",
     allowed: Iterable[str] | None = None,
+    known: Iterable[str] = (),
 ) -> list[str]:
     """How ``prompt`` leaks the answer ([] = no leak). A leak is something only the diff's added
     side has: a whole added line; a distinctive token sequence of one (≥ 3 tokens of which ≥ 2
     look like code, e.g. ``t / 100`` or ``"%d.%02d" (t``, or ≥ 6 plain words); an identifier
     nothing before the change has. What the ``intent`` (commit message, compiler errors) says
     is known, so a prompt may repeat it; ``allowed`` names may be asked for (default: the
-    top-level definitions the diff adds — "add a to_string for t")."""
+    top-level definitions the diff adds — "add a to_string for t"); ``known`` names are known
+    besides the context's text (e.g. the module names of the files it shows)."""
     context_text = "\n".join(context_files)
     patch = as_patch(diff)
     added_lines = [line for fp in patch.files for line in added(fp)]
@@ -423,9 +425,10 @@ def leaks(
         code = " ".join(line.split())
         if len(code) >= 12 and code in flat and code not in known_flat:
             problems.append(f"copies new code: {code!r}")
-    problems += _copied_sequences(tokens(prompt), added_lines, known_text)
     new_idents, defined = introduced_identifiers(diff, context_text, intent)
-    ok = set(defined if allowed is None else allowed)
+    ok = set(defined if allowed is None else allowed) | set(known)
+    known_idents = set(_IDENT.findall(known_text)) | ok
+    problems += _copied_sequences(tokens(prompt), added_lines, known_text, known_idents)
     suspicious = {
         i
         for i in new_idents - ok
@@ -436,8 +439,12 @@ def leaks(
     return problems
 
 
-def _copied_sequences(ptoks: list[str], added_lines: list[str], known_text: str) -> list[str]:
-    """Maximal runs of the prompt's tokens that appear in an added line and nowhere before."""
+def _copied_sequences(
+    ptoks: list[str], added_lines: list[str], known_text: str, known_idents: set[str]
+) -> list[str]:
+    """Maximal runs of the prompt's tokens that appear in an added line and nowhere before.
+    Known names and the dot of a qualified name do not make a run distinctive
+    (``Glob.parse`` of a known ``Glob`` and ``parse`` is no leak)."""
     if len(ptoks) < LEAK_MIN_RUN or not added_lines:
         return []
     added_toks = [tokens(line) for line in added_lines]
@@ -457,7 +464,7 @@ def _copied_sequences(ptoks: list[str], added_lines: list[str], known_text: str)
                 continue
             if any(s <= i and i + n <= e for s, e in hits):
                 continue  # inside a longer run already reported
-            code = sum(1 for t in gram if _is_code_token(t))
+            code = sum(1 for t in gram if _is_code_token(t) and t != "." and t not in known_idents)
             if not (code >= 2 or n >= LEAK_MIN_PROSE_RUN):
                 continue
             hits.append((i, i + n))
