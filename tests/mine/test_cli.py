@@ -54,7 +54,14 @@ def test_describe_with_llm_backend_over_loopback(tmp_path: Path) -> None:
             ],
         )
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["by_source"] == {"llm": 1}
+    # the commit's own subject stays the prompt; the model writes the detailed description
+    assert json.loads(res.output)["by_source"] == {"commit-message": 1}
+    from bactrian.dataset.store import ExampleDB
+
+    with ExampleDB() as db:
+        (ex,) = db.all()
+    assert ex.prompt == "add Money.to_string"
+    assert ex.description == "Adds a string conversion."
 
 
 def test_errors_are_one_clean_line(tmp_path: Path) -> None:

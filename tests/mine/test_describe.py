@@ -73,7 +73,8 @@ def test_deterministic_fix_prompt_keeps_the_diagnostics() -> None:
 def test_deterministic_change_prompt_names_the_new_definition() -> None:
     d = DeterministicDescriber().describe(change())
     assert d.prompt == "add a to_string for t"
-    assert d.source == "deterministic"
+    assert d.source == "diff-summary"
+    assert "to_string" in d.description and "money.ml" in d.description
     assert check_prompt(d.prompt, change()) == []
 
 
@@ -138,7 +139,7 @@ def test_llm_describer_keeps_fix_diagnostics_and_falls_back_on_leaks() -> None:
         llm = LLMDescriber(OpenAICompatibleBackend(server.base_url, "m"))
         leaky = llm.describe(fix())
         good = llm.describe(fix())
-    assert leaky.source == "llm-fallback"
+    assert leaky.source == "diagnostics"
     assert leaky.rejected and any("zero" in r for r in leaky.rejected)
     assert leaky.prompt.startswith("fix the type error in ledger.ml\n\nlib/ledger.ml:1:40")
     assert good.source == "llm"
@@ -164,7 +165,7 @@ def test_llm_model_error_falls_back_and_is_counted() -> None:
         examples = [change()]
         counts = describe_examples(examples, llm)
     assert examples[0].prompt == "add a to_string for t"
-    assert counts["by_source"] == {"llm-fallback": 1}
+    assert counts["by_source"] == {"diff-summary": 1}
     assert counts["rejected"] == {"model error": 1}
 
 

@@ -123,3 +123,71 @@ def test_near_hash_ignores_position_and_indentation(
         {"a.ml": head + base + "\n".join(" " * indent + line for line in added) + "\n"},
     )
     assert normalised_hash(plain.diff) == normalised_hash(moved.diff)
+
+
+def test_non_code_files_leave_the_diff_and_a_docs_only_change_is_dropped() -> None:
+    mixed = ex(
+        {"lib/a.ml": CODE, "CHANGES.md": "## 1.0\n", ".github/workflows/ci.yml": "on: push\n"},
+        {
+            "lib/a.ml": CODE + "let k = 4\n",
+            "CHANGES.md": "## 1.0\n- add k (#12, @bob)\n",
+            ".github/workflows/ci.yml": "on: [push, pull_request]\n",
+        },
+    )
+    docs = ex(
+        {"README.md": "hi\n", "LICENSE": "MIT\n"}, {"README.md": "hello\n", "LICENSE": "ISC\n"}
+    )
+    kept, report = run([mixed, docs])
+    assert kept == [mixed] and report.dropped == {"docs_only": 1}
+    assert "CHANGES.md" not in mixed.diff and ".github" not in mixed.diff
+    assert mixed.stats["dropped_files"] == [".github/workflows/ci.yml", "CHANGES.md"]
+    assert "+let k = 4" in mixed.diff
+    assert "README.md" in report.reasons[0]["reason"]
+
+
+def test_a_red_to_green_fix_is_never_dropped_as_docs_comment_or_whitespace_only() -> None:
+    ws_fix = ex({"a.ml": CODE}, {"a.ml": CODE.replace("let h", "  let h")}, kind="fix")
+    comment_fix = ex({"a.ml": "let x = 1 (** doc *)\n"}, {"a.ml": "(** doc *)\nlet x = 1\n"}, "fix")
+    docs_fix = ex(
+        {"README.md": "```ocaml\n# 1 + 1;;\n```\n"}, {"README.md": "```ocaml\n# 2;;\n```\n"}, "fix"
+    )
+    labelled = ex({"b.ml": "let y = 1 (** doc *)\n"}, {"b.ml": "(** doc *)\nlet y = 1\n"})
+    labelled.stats.update(base_build="red", target_build="green")
+    kept, report = run([ws_fix, comment_fix, docs_fix, labelled])
+    assert kept == [ws_fix, comment_fix, docs_fix, labelled] and report.dropped == {}
+    assert "README.md" in docs_fix.diff  # nothing else to keep: the change stays whole
+    # the same changes without the build's word are dropped
+    plain = [
+        ex({"a.ml": CODE}, {"a.ml": CODE.replace("let h", "  let h")}),
+        ex({"a.ml": "let x = 1 (** doc *)\n"}, {"a.ml": "(** doc *)\nlet x = 1\n"}),
+        ex({"README.md": "a\n"}, {"README.md": "b\n"}),
+    ]
+    kept, report = run(plain)
+    assert kept == []
+    assert report.dropped == {"whitespace_only": 1, "comment_only": 1, "docs_only": 1}
+
+
+def test_a_fix_keeps_a_non_code_file_the_build_complained_about() -> None:
+    fix = ex(
+        {"a.ml": CODE, "doc/x.mld": "{1 T}\n"},
+        {"a.ml": CODE + "let k = 4\n", "doc/x.mld": "{1 Title}\n"},
+        "fix",
+    )
+    fix.context["diagnostics"] = [
+        {
+            "file": "doc/x.mld",
+            "line": 1,
+            "col": 0,
+            "end_line": 1,
+            "end_col": 1,
+            "severity": "error",
+            "message": "bad",
+        }
+    ]
+    other = ex(
+        {"a.ml": CODE, "doc/x.mld": "{1 T}\n"},
+        {"a.ml": CODE + "let k = 4\n", "doc/x.mld": "{1 Title}\n"},
+        "fix",
+    )
+    run([fix, other])
+    assert "doc/x.mld" in fix.diff and "doc/x.mld" not in other.diff

@@ -303,8 +303,10 @@ def _counts(examples: list[Example]) -> dict[str, Any]:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    from bactrian.progress import progress
+
     with path.open("w") as fh:
-        for row in rows:
+        for row in progress(rows, f"writing {path.name}", "example"):
             fh.write(json.dumps(row, sort_keys=True) + "\n")
 
 

@@ -165,27 +165,29 @@ def mine(
     if as_json:
         _echo_json(result.to_dict())
         return
-    for line in result_lines(result, labelled=labeller is not None):
+    for line in human_lines(result, labelled=labeller is not None):
         click.echo(line)
 
 
-def result_lines(result: Any, *, labelled: bool = False) -> list[str]:
-    """The human output of ``bactrian mine``: one line per example (with its build labels
-    and first diagnostic when labelled), then the counts."""
+def human_lines(result: Any, *, labelled: bool = False) -> list[str]:
+    """The human output of ``bactrian mine``: one line per example (id, kind, steps, prompt
+    source, instruction), a fix's diagnostics whole and indented (never cut at the first line
+    break: a type error's expected type is on the next one), labels when built, then the
+    report: counts, drops, prompts by source and a sample of 20 prompts to audit."""
+    from bactrian.mine.prompts import instruction
+
     lines = []
     for ex in result.examples:
-        first = ex.prompt.split("\n", 1)[0]
-        steps = ex.stats.get("steps", "")
-        if labelled:
-            base, target = ex.stats.get("base_build", "?"), ex.stats.get("target_build", "?")
-            lines.append(f"{ex.id}  {ex.kind:<8} {base:>7} -> {target:<7}  {first}")
-            for side in ("target", "base"):
-                err = ex.stats.get(f"{side}_first_error")
-                if err and ex.stats.get(f"{side}_build") != "green":
-                    lines.append(f"    {side}: {err}")
-                    break
-        else:
-            lines.append(f"{ex.id}  {ex.kind:<8} {steps}  {first}")
+        source = ex.stats.get("prompt_source", "")
+        lines.append(
+            f"{ex.id}  {ex.kind:<8} {ex.stats.get('steps', '')}  [{source}] "
+            f"{instruction(ex.prompt)}"
+        )
+        rest = ex.prompt.strip()[len(instruction(ex.prompt)) :].strip()
+        if rest:
+            lines += ["    " + ln for ln in rest.splitlines()]
+        if labelled or "base_build" in ex.stats:
+            lines += _label_lines(ex.stats)
     rep = result.report.to_dict()
     dropped = ", ".join(f"{k} {v}" for k, v in rep["dropped"].items()) or "none"
     lines.append(
@@ -200,7 +202,26 @@ def result_lines(result: Any, *, labelled: bool = False) -> list[str]:
         lines.append("labels: " + (", ".join(f"{k} {v}" for k, v in sorted(lab.items())) or "none"))
         for red in result.labels.get("red_bases", []):
             lines.append(f"red base {red['base']}: {red['hint']}")
+    lines += result.report.prompt_lines()
     return lines
+
+
+def _label_lines(stats: dict[str, Any]) -> list[str]:
+    base, target = stats.get("base_build"), stats.get("target_build")
+    if base is None and target is None:
+        return ["    label: not built"]
+    out = [f"    label: base {base or '?'} -> target {target or '?'}"]
+    for side in ("target", "base"):
+        diags = stats.get(f"{side}_diagnostics") or []
+        if diags and stats.get(f"{side}_build") == "red":
+            d = diags[0]
+            head = f"{d.get('file')}:{d.get('line')}:{d.get('col')}: {d.get('message', '')}"
+            out += [
+                f"      {side}: " + ln if i == 0 else "        " + ln
+                for i, ln in enumerate(head.strip().splitlines())
+            ]
+            break
+    return out
 
 
 @click.command()

@@ -29,6 +29,46 @@ class MineConfig:
             "*.pp.ml",
         ]
     )
+    # files that are not code or build files (docs, changelogs, licences, CI): dropped from
+    # diffs; an example left with no code is dropped as ``docs_only``
+    drop_non_code: bool = True
+    non_code_globs: list[str] = field(
+        default_factory=lambda: [
+            "*.md",
+            "*.markdown",
+            "*.rst",
+            "*.adoc",
+            "*.mld",
+            "*.org",
+            "CHANGES*",
+            "CHANGELOG*",
+            "Changes",
+            "HISTORY*",
+            "NEWS*",
+            "README*",
+            "LICENSE*",
+            "LICENCE*",
+            "COPYING*",
+            "AUTHORS*",
+            "CONTRIBUTORS*",
+            "MAINTAINERS*",
+            "CODEOWNERS",
+            ".github/*",
+            ".gitlab-ci.yml",
+            ".gitlab/*",
+            ".travis.yml",
+            ".circleci/*",
+            "appveyor.yml",
+            ".appveyor.yml",
+            "azure-pipelines.yml",
+            ".cirrus.yml",
+            "Jenkinsfile",
+            ".gitignore",
+            ".gitattributes",
+            ".mailmap",
+            ".editorconfig",
+        ]
+    )
     drop_whitespace_only: bool = True
     drop_comment_only: bool = True
     dedup_exact: bool = True

@@ -1,21 +1,27 @@
 """Descriptions: a detailed description of each example's diff and the short editor-style
 prompt a developer would type for it.
 
-Describers (one Protocol, registry ``DESCRIBERS``):
+Every prompt records where it came from (``stats["prompt_source"]``), best first:
 
-- ``deterministic`` — offline, from the diagnostics and the diff ("fix the type error in
-  ledger.ml", "add a to_string for t"). The default when no model is configured.
-- ``llm`` — two steps through a :class:`~bactrian.models.ModelBackend`: a detailed description,
-  then a rewrite into a short imperative prompt. A rewrite that fails the prompt filter or the
-  leak check falls back to the deterministic prompt (counted in ``stats["prompt_source"]``).
+- ``commit-message`` — the commit's subject in the editor style (:mod:`bactrian.mine.intent`);
+  a part of a split commit gets the clause of the subject that the part does, or what the part
+  does with the commit's intent;
+- ``diagnostics`` — a fix keeps the compiler's errors, whole, after its instruction line;
+- ``llm`` — a model's detailed description cut to one editor-style line;
+- ``diff-summary`` — what the diff means (:mod:`bactrian.mine.summary`): a new function, a
+  changed case, a new test;
+- ``fallback`` — "update FILE", the last resort (counted in the mining report).
 
-For fixes the prompt ends with the diagnostics as the editor shows them (``file:line:col:
-error: message``), after a blank line.
+Every candidate passes the prompt filter and the leak audit (:mod:`bactrian.mine.prompts`)
+or the next source is tried. Describers (one Protocol, registry ``DESCRIBERS``):
+``deterministic`` (offline; the default when no model is configured) and ``llm`` (two steps
+through a :class:`~bactrian.models.ModelBackend`; falls back to the deterministic prompt).
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,19 +29,22 @@ from typing import Any, Protocol
 from bactrian.dataset.example import Example
 from bactrian.errors import ModelError
 from bactrian.mine.context import is_test_path
-from bactrian.mine.parts import DEFINITION
-from bactrian.mine.prompts import instruction, leaks, prompt_problems
-from bactrian.mine.textdiff import split_files
+from bactrian.mine.intent import clauses, clean_message, single_verb, subject_of, subject_prompt
+from bactrian.mine.patchview import as_patch
+from bactrian.mine.prompts import STOPWORDS, instruction, leaks, prompt_problems
+from bactrian.mine.summary import OCAML, Meaning, meaning, module_name, stats_lines
 from bactrian.models import ModelBackend, ModelConfig, load_model_config, make_backend
 from bactrian.registry import Registry
 from bactrian.types import Diagnostic
+
+PROMPT_SOURCES = ("commit-message", "diagnostics", "llm", "diff-summary", "fallback")
 
 
 @dataclass
 class Description:
     prompt: str
     description: str
-    source: str  # "deterministic" | "llm" | "llm-fallback"
+    source: str  # one of PROMPT_SOURCES
     rejected: list[str] | None = None
 
 
@@ -46,6 +55,8 @@ class Describer(Protocol):
 
 
 def diagnostics_block(example: Example) -> str:
+    """The diagnostics as the editor shows them, each message whole (a type error's expected
+    type is on its second line)."""
     diags = [Diagnostic.from_dict(d) for d in example.diagnostics]
     lines = []
     for d in diags:
@@ -59,6 +70,37 @@ def with_diagnostics(text: str, example: Example) -> str:
     return f"{text}\n\n{block}" if block else text
 
 
+def commit_message(example: Example) -> str:
+    """The commit message of a VCS example ("" for snapshot episodes). Examples mined before
+    the message was kept in ``base`` still carry it in an undescribed ``description``."""
+    msg = example.base.get("message")
+    if isinstance(msg, str):
+        return msg
+    if example.base.get("type") in ("git", "hg") and "prompt_source" not in example.stats:
+        return example.description
+    return ""
+
+
+def intent_text(example: Example) -> str:
+    """What the developer said or saw before the change: the commit message, or the compiler's
+    diagnostics (names in it may appear in a prompt)."""
+    if example.kind == "fix":
+        return diagnostics_block(example) + "\n" + commit_message(example)
+    return clean_message(commit_message(example))
+
+
+_UPDATE_FILE = re.compile(r"^update\s+[\w./-]+(?:\s*(?:,|and)\s*[\w./-]+)*$", re.I)
+
+
+def is_update_file(prompt: str) -> bool:
+    """An "update FILE" prompt: names files, says nothing of the intent (the last resort)."""
+    text = instruction(prompt)
+    if not _UPDATE_FILE.match(text):
+        return False
+    rest = re.split(r"[\s,]+", text)[1:]
+    return all("." in w or w in ("dune", "and", "Makefile") for w in rest if w)
+
+
 _FIX_PHRASE = {
     "syntax": "fix the syntax error in {f}",
     "type": "fix the type error in {f}",
@@ -68,23 +110,76 @@ _FIX_PHRASE = {
 }
 
 
+@dataclass
+class _Candidate:
+    source: str
+    text: str
+    allowed: set[str] | None  # names the prompt may use beyond the intent (None: diff's defs)
+
+
 class DeterministicDescriber:
+    """Prompts without a model, from the best source there is: the commit message (for a part
+    of a split commit, the clause of the subject that the part does), the compiler's errors
+    for fixes, the meaning of the diff, and only as the last resort "update FILE"."""
+
     name = "deterministic"
 
     def describe(self, example: Example) -> Description:
-        if example.kind == "fix":
-            text = self._fix(example)
-        else:
-            text = self._change(example)
-        detail = self._detail(example, text)
-        return Description(with_diagnostics(text, example), detail, self.name)
+        ex = example
+        meaning_ = meaning(ex.diff, ex.files)
+        intent = intent_text(ex)
+        rejected: list[str] = []
+        for cand in self._candidates(ex, meaning_):
+            problems = prompt_problems(cand.text) + leaks(
+                cand.text,
+                ex.diff,
+                ex.files.values(),
+                intent=intent,
+                allowed=cand.allowed,
+                known=shown_modules(ex),
+            )
+            if problems:
+                rejected += [f"{cand.source}: {p}" for p in problems]
+                continue
+            detail = self._detail(ex, cand.text, meaning_)
+            return Description(with_diagnostics(cand.text, ex), detail, cand.source, rejected)
+        text = self._fallback(ex)
+        return Description(
+            with_diagnostics(text, ex), self._detail(ex, text, meaning_), "fallback", rejected
+        )
 
-    def _fix(self, ex: Example) -> str:
+    def _candidates(self, ex: Example, m: Meaning) -> list[_Candidate]:
+        out: list[_Candidate] = []
+        if ex.kind == "fix":
+            phrase = self._fix(ex)
+            if phrase:
+                out.append(_Candidate("diagnostics", phrase, set()))
+        summary = m.prompt()
+        msg = commit_message(ex)
+        subject = subject_prompt(msg) if msg else None
+        if msg and subject is None and (verb := single_verb(subject_of(msg))):
+            # "Refactoring." / "Format": the verb is the intent, the code says where
+            where = m.main_module()
+            subject = f"{verb} {where}" if where else None
+        if subject and ex.kind != "fix":
+            defined = m.defined()
+            if int(ex.base.get("parts", 1) or 1) > 1:
+                intents = part_intents(subject, m, summary)
+            else:
+                intents = [(subject, "commit-message")]
+            if summary and is_update_file(subject):  # "Update glob.ml": the diff says more
+                out.append(_Candidate("diff-summary", summary, defined))
+            for text, source in intents:
+                out.append(_Candidate(source, text, defined if text != subject else set()))
+        if summary:
+            out.append(_Candidate("diff-summary", summary, m.defined()))
+        return out
+
+    def _fix(self, ex: Example) -> str | None:
         diags = [Diagnostic.from_dict(d) for d in ex.diagnostics]
         errors = [d for d in diags if d.severity.value == "error"] or diags
         if not errors:
-            files = [f.path for f in split_files(ex.diff)]
-            return f"fix the build in {posixpath.basename(files[0])}" if files else "fix the build"
+            return None
         first = errors[0]
         name = posixpath.basename(first.file)
         if first.kind == "test" or is_test_path(first.file):
@@ -94,53 +189,47 @@ class DeterministicDescriber:
             phrase = phrase.replace(" error in", " errors in", 1)
         return phrase
 
-    def _change(self, ex: Example) -> str:
-        files = split_files(ex.diff)
-        context = "\n".join(ex.files.values())
-        new_defs: list[tuple[str, str]] = []
-        changed_defs: list[tuple[str, str]] = []
-        for f in files:
-            if is_test_path(f.path):
-                continue
-            removed_names = {m.group(1) for line in f.removed if (m := DEFINITION.match(line))}
-            for line in f.added:
-                m = DEFINITION.match(line)
-                if not m or line[:1].isspace():
-                    continue
-                name = m.group(1)
-                bucket = changed_defs if name in removed_names else new_defs
-                if (name, f.path) not in bucket:
-                    bucket.append((name, f.path))
-        tests = [f for f in files if is_test_path(f.path)]
-        code_files = [f for f in files if not is_test_path(f.path)]
-        and_test = " and add a test" if tests else ""
-        if not code_files and files:
-            return f"add tests for {_module_of(files[0].path)}"
-        if code_files and all(f.deleted for f in code_files):
-            return "remove " + ", ".join(_module_of(f.path) for f in code_files)
-        if new_defs:
-            names = list(dict.fromkeys(n for n, _ in new_defs))
-            path = new_defs[0][1]
-            if len(names) == 1 and names[0] in _PER_TYPE and "type t" in context:
-                return f"add a {names[0]} for t{and_test}"
-            return f"add {' and '.join(names[:2])} to {_module_of(path)}{and_test}"
-        if changed_defs:
-            names = list(dict.fromkeys(n for n, _ in changed_defs))
-            return f"change {' and '.join(names[:2])} in {_module_of(changed_defs[0][1])}{and_test}"
-        where = ", ".join(_module_of(f.path) for f in code_files[:2])
-        return f"update {where}{and_test}"
+    def _fallback(self, ex: Example) -> str:
+        files = [fp.path for fp in as_patch(ex.diff).files]
+        if ex.kind == "fix":
+            return f"fix the build in {posixpath.basename(files[0])}" if files else "fix the build"
+        names = list(dict.fromkeys(posixpath.basename(f) for f in files))
+        return "update " + ", ".join(names[:2]) if names else "update the code"
 
-    def _detail(self, ex: Example, text: str) -> str:
-        stats = [f"{f.path} (+{len(f.added)} -{len(f.removed)})" for f in split_files(ex.diff)]
-        head = ex.description.strip() or text[0].upper() + text[1:] + "."
-        return f"{head}\nFiles: {', '.join(stats)}."
+    def _detail(self, ex: Example, text: str, m: Meaning) -> str:
+        msg = clean_message(commit_message(ex))
+        head = msg or text[0].upper() + text[1:] + "."
+        if ex.kind == "fix" and ex.description.strip() and not commit_message(ex):
+            head = ex.description.strip()
+        what = m.detail()
+        body = f"{head}\n{what}" if what else head
+        return f"{body}\nFiles: {stats_lines(ex.diff)}."
 
 
-_PER_TYPE = {"to_string", "of_string", "pp", "compare", "equal", "show", "hash", "to_json"}
+def part_intents(subject: str, m: Meaning, summary: str | None) -> list[tuple[str, str]]:
+    """Candidate intents of one part of a split commit, best first: the clause of the commit
+    subject that names what the part touches ("add the stats module and use it in report" →
+    the part adding stats.ml gets "add the stats module"); what the part does with the
+    commit's intent ("add a Stats module (part of: …)"); the whole subject. Each is
+    (text, prompt source)."""
+    out: list[tuple[str, str]] = []
+    parts = clauses(subject)
+    if len(parts) > 1:
+        names = m.names()
+        scored = sorted(((_score(c, names), k) for k, c in enumerate(parts)), reverse=True)
+        if scored[0][0] > 0 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
+            out.append((parts[scored[0][1]], "commit-message"))
+    if summary:
+        combined = f"{summary} (part of: {subject})"
+        if not prompt_problems(combined):
+            out.append((combined, "commit-message"))
+    out.append((subject, "commit-message"))
+    return out
 
 
-def _module_of(path: str) -> str:
-    return posixpath.basename(path)
+def _score(clause: str, names: set[str]) -> int:
+    words = {w.lower() for w in re.findall(r"[A-Za-z_][\w']*", clause)}
+    return len({w for w in words if w not in STOPWORDS and w in names})
 
 
 DETAIL_SYSTEM = (
@@ -162,11 +251,20 @@ def _render_for_model(ex: Example, max_chars: int = 6000) -> str:
     block = diagnostics_block(ex)
     if block:
         parts.append(f"Build errors before the change:\n{block}")
+    msg = clean_message(commit_message(ex))
+    if msg:
+        parts.append(f"The developer's commit message:\n{msg}")
     parts.append(f"The change (unified diff):\n{ex.diff}")
     return "\n\n".join(parts)[-max_chars:]
 
 
 class LLMDescriber:
+    """Two steps through a model: a detailed description of the change (told the commit
+    message or the compiler's errors when there are some), then the short editor prompt cut
+    from it, which must pass the prompt filter and the leak audit. A VCS commit keeps its
+    message as the prompt (the developer's own words are the primary source; the model writes
+    the description). A rejected or failed reply falls back to the deterministic prompt."""
+
     name = "llm"
 
     def __init__(self, backend: ModelBackend, fallback: Describer | None = None) -> None:
@@ -174,18 +272,19 @@ class LLMDescriber:
         self.fallback = fallback or DeterministicDescriber()
 
     def describe(self, example: Example) -> Description:
+        fb = self.fallback.describe(example)
         try:
             detail, short = self._ask(example)
         except ModelError as exc:  # one bad reply must not sink a whole mining run
-            fb = self.fallback.describe(example)
-            return Description(fb.prompt, fb.description, "llm-fallback", [f"model error: {exc}"])
+            return Description(fb.prompt, fb.description, fb.source, [f"model error: {exc}"])
+        if fb.source == "commit-message":
+            return Description(fb.prompt, detail or fb.description, fb.source)
         short = short.strip().strip("\"'`").rstrip(".").strip()
         if short:
             short = short[0].lower() + short[1:]
         problems = check_prompt(short, example)
         if problems:
-            fb = self.fallback.describe(example)
-            return Description(fb.prompt, detail or fb.description, "llm-fallback", problems)
+            return Description(fb.prompt, detail or fb.description, fb.source, problems)
         return Description(with_diagnostics(short, example), detail, self.name)
 
     def _ask(self, example: Example) -> tuple[str, str]:
@@ -208,9 +307,23 @@ class LLMDescriber:
 
 
 def check_prompt(prompt: str, example: Example) -> list[str]:
-    """Prompt-filter problems plus leaks for ``prompt`` as a prompt of ``example``."""
+    """Prompt-filter problems plus leaks for ``prompt`` as a prompt of ``example`` (what the
+    commit message or the diagnostics say counts as known)."""
     text = instruction(prompt)
-    return prompt_problems(text) + leaks(text, example.diff, example.files.values())
+    return prompt_problems(text) + leaks(
+        text,
+        example.diff,
+        example.files.values(),
+        intent=intent_text(example),
+        known=shown_modules(example),
+    )
+
+
+def shown_modules(example: Example) -> set[str]:
+    """Module names of the files the example shows or touches (``lib/glob.ml`` → ``Glob``): a
+    prompt may name them, whatever their text says."""
+    paths = list(example.files) + [fp.path for fp in as_patch(example.diff).files]
+    return {module_name(p) for p in paths if p.endswith(OCAML)}
 
 
 DescriberFactory = Callable[[ModelConfig], Describer]
@@ -228,20 +341,51 @@ def make_describer(name: str = "", model: ModelConfig | None = None) -> Describe
 
 
 def describe_examples(
-    examples: Iterable[Example], describer: Describer, *, only_missing: bool = False
+    examples: Iterable[Example],
+    describer: Describer,
+    *,
+    only_missing: bool = False,
+    progress: Callable[[Iterable[Example]], Iterable[Example]] | None = None,
 ) -> dict[str, Any]:
-    """Set ``prompt``/``description`` on each example in place; returns counts per source and
-    per rejection reason."""
-    counts: dict[str, Any] = {"described": 0, "by_source": {}, "rejected": {}}
-    for ex in examples:
+    """Set ``prompt``/``description`` on each example in place, with ``stats["prompt_source"]``
+    and the leak audit's findings for the final prompt (``stats["prompt_leaks"]``, normally
+    empty); returns counts per source, per rejection reason, of "update FILE" prompts and of
+    leaking prompts."""
+    counts: dict[str, Any] = {
+        "described": 0,
+        "by_source": {},
+        "rejected": {},
+        "update_file": 0,
+        "leaks": 0,
+    }
+    items = list(examples)
+    for ex in progress(items) if progress is not None else items:
         if only_missing and ex.prompt:
             continue
         d = describer.describe(ex)
+        message = commit_message(ex)
+        if message and "message" not in ex.base:
+            ex.base["message"] = message  # keep the developer's words for a later re-describe
         ex.prompt, ex.description = d.prompt, d.description
         ex.stats["prompt_source"] = d.source
+        audit = check_prompt(d.prompt, ex) if d.source != "fallback" else []
+        ex.stats["prompt_leaks"] = audit
         counts["described"] += 1
         counts["by_source"][d.source] = counts["by_source"].get(d.source, 0) + 1
+        if is_update_file(d.prompt):
+            counts["update_file"] += 1
+        if audit:
+            counts["leaks"] += 1
         for reason in d.rejected or []:
-            key = reason.split(":")[0].split("(")[0].strip()
+            key = _reason_key(reason)
             counts["rejected"][key] = counts["rejected"].get(key, 0) + 1
     return counts
+
+
+def _reason_key(reason: str) -> str:
+    """ "diff-summary: names 'x', which …" → "diff-summary: names"; "model error: …" →
+    "model error"."""
+    source, sep, rest = reason.partition(": ")
+    if sep and source in PROMPT_SOURCES:
+        return f"{source}: {_reason_key(rest)}"
+    return re.split(r"[:('\"]", reason, maxsplit=1)[0].strip()

@@ -1,5 +1,12 @@
 """Example filters. Each is named, configurable through :class:`MineConfig` and counted in the
-:class:`MiningReport`: a filter returns ``None`` to keep an example or a short reason."""
+:class:`MiningReport`: a filter returns ``None`` to keep an example or a short reason.
+
+``docs_only`` also trims: files that are not code or build files (``non_code_globs``: Markdown,
+changelogs, licences, CI files) leave the example's diff (``stats["dropped_files"]`` lists them);
+an example left with no code is dropped. A red → green fix is never dropped as docs-only,
+comment-only or whitespace-only: the build said the change mattered (a warning turned error by
+a misplaced doc comment is a real fix), so its diff is kept whole where trimming would empty it.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +17,71 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bactrian.dataset.example import Example
+from bactrian.diffs import FilePatch
 from bactrian.mine.config import MineConfig
-from bactrian.mine.textdiff import diff_stats, exact_hash, normalised_hash, split_files
+from bactrian.mine.patchview import added, as_patch, changed_lines, without_files
+from bactrian.mine.textdiff import exact_hash, normalised_hash
 
 Filter = Callable[[Example, MineConfig], str | None]
 
 
+def build_says_it_matters(ex: Example) -> bool:
+    """A red → green episode: the build turned green with this change, whatever it looks like
+    (a fix from a timeline, or a labelled example whose base is red and target green)."""
+    if ex.kind == "fix":
+        return True
+    return ex.stats.get("base_build") == "red" and ex.stats.get("target_build") == "green"
+
+
+def is_non_code(path: str, globs: Iterable[str]) -> bool:
+    """``path`` matches one of ``globs`` — as a whole, or from any of its directories down
+    (``CHANGES*`` matches ``lib/CHANGES.md``, ``.github/*`` matches ``.github/workflows/ci.yml``)."""
+    parts = path.split("/")
+    tails = ["/".join(parts[i:]) for i in range(len(parts))]
+    return any(fnmatch.fnmatchcase(t, pat) for pat in globs for t in tails)
+
+
+def docs_only(ex: Example, cfg: MineConfig) -> str | None:
+    """Drop the non-code files from ``ex.diff`` (in place); a reason when nothing is left."""
+    if not cfg.drop_non_code:
+        return None
+    globs = cfg.non_code_globs
+    named = {str(d.get("file", "")).removeprefix("./") for d in ex.diagnostics}
+
+    def drop(fp: FilePatch) -> bool:
+        # a file the build complained about is part of the fix, whatever its name
+        return is_non_code(fp.path, globs) and fp.path not in named
+
+    diff, gone = without_files(ex.diff, drop)
+    if not gone:
+        return None
+    if not diff:
+        if build_says_it_matters(ex):
+            return None  # the build went red → green with it: keep the change whole
+        return f"docs-only change ({', '.join(gone[:3])})"
+    ex.diff = diff
+    ex.stats["dropped_files"] = gone
+    return None
+
+
 def too_many_lines(ex: Example, cfg: MineConfig) -> str | None:
-    n = diff_stats(ex.diff)["changed"]
+    n = changed_lines(ex.diff)
     return f"{n} changed lines > {cfg.max_changed_lines}" if n > cfg.max_changed_lines else None
 
 
 def too_many_files(ex: Example, cfg: MineConfig) -> str | None:
-    n = len(split_files(ex.diff))
+    n = len(as_patch(ex.diff).files)
     return f"{n} files > {cfg.max_files}" if n > cfg.max_files else None
 
 
 def excluded_file(ex: Example, cfg: MineConfig) -> str | None:
-    for f in split_files(ex.diff):
+    for f in as_patch(ex.diff).files:
         if f.binary:
             return f"binary file {f.path}"
         for pat in cfg.exclude_globs:
             if fnmatch.fnmatch(f.path, pat) or fnmatch.fnmatch(f.path.rsplit("/", 1)[-1], pat):
                 return f"{f.path} matches {pat}"
-        if _looks_generated(f.added):
+        if _looks_generated(added(f)):
             return f"generated file {f.path}"
     return None
 
@@ -46,11 +94,11 @@ def _looks_generated(added: list[str]) -> bool:
 
 
 def empty_diff(ex: Example, cfg: MineConfig) -> str | None:
-    return "empty diff" if not split_files(ex.diff) else None
+    return "empty diff" if not as_patch(ex.diff) else None
 
 
 def whitespace_only(ex: Example, cfg: MineConfig) -> str | None:
-    if not cfg.drop_whitespace_only:
+    if not cfg.drop_whitespace_only or build_says_it_matters(ex):
         return None
     for old, new in _hunk_texts(ex.diff):
         if "".join(old.split()) != "".join(new.split()):
@@ -59,7 +107,7 @@ def whitespace_only(ex: Example, cfg: MineConfig) -> str | None:
 
 
 def comment_only(ex: Example, cfg: MineConfig) -> str | None:
-    if not cfg.drop_comment_only:
+    if not cfg.drop_comment_only or build_says_it_matters(ex):
         return None
     if all("".join(o.split()) == "".join(n.split()) for o, n in _hunk_texts(ex.diff)):
         return None  # whitespace-only: the whitespace filter's business
@@ -107,25 +155,10 @@ def strip_ocaml_comments(text: str) -> str:
 
 
 def _hunk_texts_with_path(diff: str) -> Iterable[tuple[str, str, str]]:
-    for f in split_files(diff):
-        old: list[str] = []
-        new: list[str] = []
-        for line in f.text.splitlines():
-            if line.startswith(("diff --git", "--- ", "+++ ", "new file", "deleted file", "\\")):
-                continue
-            if line.startswith("@@"):
-                if old or new:
-                    yield f.path, "\n".join(old), "\n".join(new)
-                old, new = [], []
-            elif line.startswith("-"):
-                old.append(line[1:])
-            elif line.startswith("+"):
-                new.append(line[1:])
-            else:
-                old.append(line[1:])
-                new.append(line[1:])
-        if old or new:
-            yield f.path, "\n".join(old), "\n".join(new)
+    """(path, old text, new text) of every hunk of ``diff``."""
+    for fp in as_patch(diff).files:
+        for h in fp.hunks:
+            yield fp.path, "".join(h.old_lines), "".join(h.new_lines)
 
 
 def _hunk_texts(diff: str) -> Iterable[tuple[str, str]]:
@@ -135,6 +168,7 @@ def _hunk_texts(diff: str) -> Iterable[tuple[str, str]]:
 
 FILTERS: dict[str, Filter] = {
     "empty": empty_diff,
+    "docs_only": docs_only,
     "max_changed_lines": too_many_lines,
     "max_files": too_many_files,
     "generated_binary_vendored": excluded_file,
@@ -152,6 +186,19 @@ class MiningReport:
     dropped: dict[str, int] = field(default_factory=dict)
     reasons: list[dict[str, str]] = field(default_factory=list)
     episodes: dict[str, int] = field(default_factory=dict)
+    prompt_sources: dict[str, int] = field(default_factory=dict)
+    update_file: int = 0  # "update FILE" prompts (the last resort)
+    leaks: int = 0  # kept examples whose prompt the leak audit flags (goal 0)
+    prompt_sample: list[dict[str, str]] = field(default_factory=list)
+
+    def add_prompts(self, examples: list[Example], counts: dict[str, Any]) -> None:
+        """Record the described examples' prompt sources, "update FILE" and leak counts, and
+        a sample of prompts for a person to audit."""
+        for k, v in counts.get("by_source", {}).items():
+            self.prompt_sources[k] = self.prompt_sources.get(k, 0) + v
+        self.update_file += int(counts.get("update_file", 0))
+        self.leaks += int(counts.get("leaks", 0))
+        self.prompt_sample = sample_prompts(self.prompt_sample + [_sample_row(e) for e in examples])
 
     def drop(self, name: str, ex: Example, reason: str) -> None:
         self.dropped[name] = self.dropped.get(name, 0) + 1
@@ -165,6 +212,11 @@ class MiningReport:
         for k, v in other.episodes.items():
             self.episodes[k] = self.episodes.get(k, 0) + v
         self.reasons += other.reasons
+        for k, v in other.prompt_sources.items():
+            self.prompt_sources[k] = self.prompt_sources.get(k, 0) + v
+        self.update_file += other.update_file
+        self.leaks += other.leaks
+        self.prompt_sample = sample_prompts(self.prompt_sample + other.prompt_sample)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,7 +224,48 @@ class MiningReport:
             "kept": self.kept,
             "dropped": dict(sorted(self.dropped.items())),
             "episodes": dict(sorted(self.episodes.items())),
+            "prompt_sources": dict(sorted(self.prompt_sources.items())),
+            "update_file_prompts": self.update_file,
+            "leak_hits": self.leaks,
+            "prompt_sample": list(self.prompt_sample),
         }
+
+    def prompt_lines(self) -> list[str]:
+        """Human lines: prompts by source, the "update FILE" share, leaks, then the sample."""
+        total = sum(self.prompt_sources.values())
+        if not total:
+            return []
+        by = ", ".join(f"{k} {v}" for k, v in sorted(self.prompt_sources.items()))
+        share = 100.0 * self.update_file / total
+        lines = [
+            f"prompts: {by}; 'update FILE' {self.update_file} ({share:.0f}%); "
+            f"leak-audit hits {self.leaks}",
+            f"sample of {len(self.prompt_sample)} prompts (source: prompt):",
+        ]
+        for row in self.prompt_sample:
+            lines.append(f"  {row['source']:<14} {row['prompt']}")
+        return lines
+
+
+SAMPLE_SIZE = 20
+
+
+def _sample_row(ex: Example) -> dict[str, str]:
+    from bactrian.mine.prompts import instruction
+
+    return {
+        "id": ex.id,
+        "kind": ex.kind,
+        "source": str(ex.stats.get("prompt_source", "")),
+        "prompt": instruction(ex.prompt),
+    }
+
+
+def sample_prompts(rows: list[dict[str, str]], n: int = SAMPLE_SIZE) -> list[dict[str, str]]:
+    """``n`` rows spread evenly over ``rows`` (all of them when there are fewer)."""
+    if len(rows) <= n:
+        return list(rows)
+    return [rows[round(i * (len(rows) - 1) / (n - 1))] for i in range(n)]
 
 
 def apply_filters(

@@ -15,6 +15,7 @@ from bactrian.errors import MiningError
 from bactrian.mine.config import MineConfig
 from bactrian.mine.describe import Describer, describe_examples, make_describer
 from bactrian.mine.filters import MiningReport, apply_filters
+from bactrian.progress import progress
 
 
 @dataclass
@@ -80,7 +81,10 @@ def finish(
     kept = apply_filters(fresh, cfg, report, seen=db.hashes() if db else None)
     if describer is None:
         describer = make_describer(cfg.describer)
-    describe_examples(kept, describer)
+    counts = describe_examples(
+        kept, describer, progress=lambda xs: progress(xs, "describing", "example")
+    )
+    report.add_prompts(kept, counts)
     labels: dict[str, Any] = {}
     if label is not None:
         got = label(kept)

@@ -35,6 +35,7 @@ from bactrian.mine.parts import (
     render_parts,
 )
 from bactrian.mine.textdiff import FileMap, render
+from bactrian.progress import progress
 from bactrian.registry import Registry
 
 
@@ -416,7 +417,7 @@ def mine_history(
         commits = reader.commits(rev_range)
         if squash_range and commits:
             commits = [squash(commits)]
-        for commit in commits:
+        for commit in progress(commits, "mining commits", "commit"):
             if commit.merge:
                 skipped["merge"] = skipped.get("merge", 0) + 1
                 continue
@@ -518,6 +519,7 @@ def commit_examples(
                     "repo": str(reader.repo),
                     "rev": commit.parent,
                     "commit": commit.rev,
+                    "message": commit.message,
                     "pre_diff": pre_diff,
                     "part": k + 1,
                     "parts": len(parts),

@@ -1,0 +1,48 @@
+"""Progress bars for long steps (mining a VCS range, describing, labelling, building a
+dataset), through tqdm, on stderr — so ``--json`` output on stdout stays clean.
+
+Shown when stderr is a terminal; ``BACTRIAN_PROGRESS=1`` forces them on (e.g. under a CI log),
+``BACTRIAN_PROGRESS=0`` off.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def enabled() -> bool:
+    flag = os.environ.get("BACTRIAN_PROGRESS", "").strip().lower()
+    if flag in ("1", "true", "yes", "on"):
+        return True
+    if flag in ("0", "false", "no", "off"):
+        return False
+    return sys.stderr.isatty()
+
+
+def progress(
+    items: Iterable[T], desc: str, unit: str = "it", total: int | None = None
+) -> Iterator[T]:
+    """Iterate ``items``, with a progress bar named ``desc`` counting ``unit``s when enabled."""
+    if not enabled():
+        yield from items
+        return
+    from tqdm import tqdm
+
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with tqdm(
+        items,
+        desc=desc,
+        unit=unit,
+        total=total,
+        file=sys.stderr,
+        leave=True,
+        dynamic_ncols=True,
+        mininterval=0.2,
+    ) as bar:
+        yield from bar
