@@ -23,6 +23,7 @@ from bactrian.models.base import (
     CancelToken,
     Completion,
     Messages,
+    ModelBackend,
     ModelConfig,
     Sampling,
     TextStream,
@@ -80,7 +81,7 @@ def load(path: str, adapter: str = "", device_map: str = "cpu", dtype: str = "fl
         if torch_dtype is None:
             raise ConfigError(f"dtype {dtype!r} is not one of float32, bfloat16, float16.")
         tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             str(directory), dtype=torch_dtype, device_map=device_map or None
         )
         if adapter:
@@ -143,7 +144,9 @@ class TransformersBackend(BackendBase):
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0
 
-    def _inputs(self, messages: Messages) -> Any:
+    def _inputs(self, messages: Messages | str) -> Any:
+        if isinstance(messages, str):  # a raw prompt (/v1/completions)
+            return self.tokenizer(messages, return_tensors="pt").to(self.model.device)
         try:
             enc = self.tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
@@ -188,6 +191,26 @@ class TransformersBackend(BackendBase):
         *,
         n: int = 1,
         cancel: CancelToken | None = None,
+    ) -> list[Completion]:
+        return self._generate(messages, sampling, n, cancel)
+
+    def generate_text(
+        self,
+        prompt: str,
+        sampling: Sampling | None = None,
+        *,
+        n: int = 1,
+        cancel: CancelToken | None = None,
+    ) -> list[Completion]:
+        """Complete a raw prompt (no chat template)."""
+        return self._generate(prompt, sampling, n, cancel)
+
+    def _generate(
+        self,
+        messages: Messages | str,
+        sampling: Sampling | None,
+        n: int,
+        cancel: CancelToken | None,
     ) -> list[Completion]:
         import torch
 
@@ -348,4 +371,8 @@ class TransformersBackend(BackendBase):
         )
 
 
-MODEL_BACKENDS.add("transformers", TransformersBackend.from_config)
+def _factory(config: ModelConfig) -> ModelBackend:
+    return TransformersBackend.from_config(config)
+
+
+MODEL_BACKENDS.add("transformers", _factory)

@@ -104,7 +104,7 @@ def convert(gguf: Path, dest: Path) -> Path:
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    plain = LlamaForCausalLM(config)
+    plain = LlamaForCausalLM(config)  # type: ignore[arg-type]
     plain.load_state_dict(quantized.state_dict(), strict=True)
     plain.eval()
     plain.save_pretrained(str(tmp))
