@@ -36,7 +36,7 @@ from bactrian.ces.apply_stage import apply_diff
 from bactrian.ces.config import CESConfig
 from bactrian.ces.contract import STAGES, BaseSpec, Job, StageResult, Verdict
 from bactrian.ces.sandbox import RunResult, Sandbox, get_sandbox, prepare_tree, sandbox_uid
-from bactrian.ces.tree import Entry, copy_tree, manifest, restore, tree_hash
+from bactrian.ces.tree import Entry, copy_tree, export, manifest, resolve, restore, tree_hash
 from bactrian.errors import BaseNotGreenError, CESError
 from bactrian.types import Diagnostic
 
@@ -172,8 +172,6 @@ class Worker:
         elif self.pristine is not None:
             copy_tree(self.pristine, self.tree)
         else:
-            from bactrian.ces.tree import export, resolve
-
             spec = resolve(self.base)
             export(spec, self.tree)
         prepare_tree(self.tree, self.uid)
@@ -410,8 +408,6 @@ class Worker:
         elif self.pristine is not None:
             copy_tree(self.pristine, self.tree)
         else:
-            from bactrian.ces.tree import export, resolve
-
             export(resolve(self.base), self.tree)
         prepare_tree(self.tree, self.uid)
         results = self._run_green_stages()

@@ -20,66 +20,31 @@ two context lines that are adjacent in the file, else the hunk fails.
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
-
+from bactrian.diffs.align import align_place
 from bactrian.diffs.model import Hunk
+from bactrian.diffs.placing import (
+    DEFAULT_LADDER,
+    HunkFailed,
+    LadderConfig,
+    Placement,
+    adapt_eol,
+    choose_position,
+    eol_fix,
+    eol_of,
+    norm,
+    similarity,
+)
 
-
-@dataclass(frozen=True)
-class LadderConfig:
-    fuzzy_threshold: float = 0.75  # similarity of the hunk's old lines to the file's
-    fuzzy_margin: float = 0.1  # best place must beat the next different one by this much
-    line_similarity: float = 0.6  # a drifted context line must be at least this similar
-    max_gap: int = 3  # file lines missing from the hunk's context, in all
-    max_unmatched: int = 3  # hunk context lines not found in the file (context rung)
-
-
-DEFAULT_LADDER = LadderConfig()
-
-
-class HunkFailed(Exception):
-    """A hunk could not be placed; the message says why."""
-
-
-@dataclass
-class Placement:
-    start: int  # replace file lines [start, end) ...
-    end: int
-    lines: list[str]  # ... with these
-    rung: str
-    offset: int = 0
-
-
-def norm(line: str) -> str:
-    return " ".join(line.split())
-
-
-def _eol_of(lines: list[str]) -> str | None:
-    for line in lines:
-        if line.endswith("\r\n"):
-            return "\r\n"
-        if line.endswith("\n"):
-            return "\n"
-    return None
-
-
-def eol_fix(pairs: list[tuple[str, str]]) -> str | None:
-    """The line end added lines should take, from (hunk line, file line) pairs that matched:
-    ``"\r\n"`` when the diff lost the file's CRs, ``"\n"`` when it added some, else None."""
-    for hunk_line, file_line in pairs:
-        h_crlf, f_crlf = hunk_line.endswith("\r\n"), file_line.endswith("\r\n")
-        if not (hunk_line.endswith("\n") and file_line.endswith("\n")) or h_crlf == f_crlf:
-            continue
-        return "\r\n" if f_crlf else "\n"
-    return None
-
-
-def _adapt(text: str, eol: str | None) -> str:
-    if eol is None or not text.endswith("\n"):
-        return text
-    body = text[:-2] if text.endswith("\r\n") else text[:-1]
-    return body + eol
+__all__ = [
+    "DEFAULT_LADDER",
+    "HunkFailed",
+    "LadderConfig",
+    "Placement",
+    "eol_fix",
+    "norm",
+    "place_hunk",
+    "similarity",
+]
 
 
 def _find_all(hay: list[str], needle: list[str]) -> list[int]:
@@ -88,24 +53,6 @@ def _find_all(hay: list[str], needle: list[str]) -> list[int]:
         return []
     first = needle[0]
     return [p for p in range(len(hay) - n + 1) if hay[p] == first and hay[p : p + n] == needle]
-
-
-def _choose(positions: list[int], expected: int | None, floor: int) -> int | None:
-    """The one position to use, or None when the choice is ambiguous."""
-    if len(positions) == 1:
-        return positions[0]
-    if expected is None:
-        return None
-    after = [p for p in positions if p >= floor] or positions
-    if len(after) == 1:
-        return after[0]
-    dists = sorted((abs(p - expected), p) for p in after)
-    (d1, p1), (d2, _) = dists[0], dists[1]
-    # the stated line (shifted by what earlier hunks showed) must be about right: with the
-    # same lines in two places, wrong line numbers would otherwise pick the wrong one
-    if d1 <= 3 and d2 >= 2 * d1 + 2:
-        return p1
-    return None
 
 
 def _lineno_list(positions: list[int]) -> str:
@@ -125,7 +72,7 @@ def _replace_aligned(hunk: Hunk, window: list[str]) -> list[str]:
         elif tag == "-":
             k += 1
         else:
-            out.append(_adapt(text, eol))
+            out.append(adapt_eol(text, eol))
     return out
 
 
@@ -181,7 +128,7 @@ def _lenient_place(
     header_ok = hunk.numbered and hunk.counts_ok
     exact = _find_all(lines, old)
     if exact:
-        pos = _choose(exact, expected, floor)
+        pos = choose_position(exact, expected, floor)
         if pos is None:
             raise HunkFailed(
                 f"ambiguous: the hunk's lines occur at lines {_lineno_list(exact)}; "
@@ -195,7 +142,7 @@ def _lenient_place(
     okeys = [norm(x) for x in old]
     ws = _find_all(keys, okeys)
     if ws:
-        pos = _choose(ws, expected, floor)
+        pos = choose_position(ws, expected, floor)
         if pos is None:
             raise HunkFailed(
                 f"ambiguous: ignoring whitespace, the hunk's lines occur at lines "
@@ -205,8 +152,6 @@ def _lenient_place(
         off = pos - expected if expected is not None else 0
         return Placement(pos, pos + len(old), new, "whitespace", off)
 
-    from bactrian.diffs.align import align_place
-
     return align_place(lines, keys, hunk, okeys, expected, config)
 
 
@@ -215,8 +160,8 @@ def _place_insertion(
 ) -> Placement:
     if not (header_ok or lenient):
         raise HunkFailed(_strict_reason(lines, hunk, expected))
-    eol = _eol_of(lines)
-    new = hunk.new_lines if header_ok else [_adapt(t, eol) for t in hunk.new_lines]
+    eol = eol_of(lines)
+    new = hunk.new_lines if header_ok else [adapt_eol(t, eol) for t in hunk.new_lines]
     if not lines:
         return Placement(0, 0, new, "exact" if header_ok else "recount")
     if expected is not None and (header_ok or lenient):
@@ -243,13 +188,3 @@ def _strict_reason(lines: list[str], hunk: Hunk, expected: int | None) -> str:
                 f"found {lines[pos].rstrip()!r}"
             )
     return "context does not match"
-
-
-def similarity(a: str, b: str) -> float:
-    """How alike two (normalized) lines are, 0..1. A line extended or cut at its end (a
-    comment appended, say) counts as at least 0.75 alike."""
-    ratio = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
-    short, long_ = sorted((a, b), key=len)
-    if len(short) >= 4 and long_.startswith(short):
-        return max(ratio, 0.75)
-    return ratio
