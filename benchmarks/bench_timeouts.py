@@ -106,6 +106,9 @@ command's leader ignores SIGTERM and its children sleep: one kill policy
 {row(f"(b) sandbox `bwrap`, 1 s wall limit: time to return ÷ (1 s + {KILL_GRACE_S:g} s grace)", figures["bwrap"], 1.5)}
 {row(f"(c) CES job looping in its test stage, budget {budget:g} s: sum of stage times ÷ budget", figures["job"], 1.1)}
 
+Reading the figures: a command that ignores SIGTERM costs its limit plus the grace; under
+bubblewrap the SIGTERM ends `bwrap`, whose pid namespace takes every process of the stage
+with it at once. (c) at 1.0 means the job's budget, not the stages' own limits, bounds the job.
 """
 
 
