@@ -30,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the tests' small dune project
 
+from _docs import write_section  # noqa: E402
 from tests.ces.conftest import small_config  # noqa: E402
 from tests.ces.project import append, write_project  # noqa: E402
 
@@ -113,14 +114,7 @@ with it at once. (c) at 1.0 means the job's budget, not the stages' own limits, 
 
 
 def write_docs(section: str) -> None:
-    text = DOCS.read_text()
-    if SECTION not in text:
-        DOCS.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    start = text.index(SECTION)
-    nxt = text.find("\n## ", start + len(SECTION))
-    end = len(text) if nxt < 0 else nxt + 1
-    DOCS.write_text(text[:start] + section + text[end:])
+    write_section(SECTION, section, DOCS)
 
 
 def main(argv: list[str] | None = None) -> int:
