@@ -39,6 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _docs import write_section  # noqa: E402
 from _ocaml_gen import generate, make_diffs  # noqa: E402
 
 from bactrian.ces.adapters import get_adapter  # noqa: E402
@@ -288,11 +289,7 @@ would remove most of the start-up cost — not done.
 
 
 def write_docs(section: str) -> None:
-    text = DOCS.read_text()
-    start = text.index(SECTION)
-    nxt = text.find("\n## ", start + len(SECTION))
-    end = len(text) if nxt < 0 else nxt + 1
-    DOCS.write_text(text[:start] + section + text[end:])
+    write_section(SECTION, section, DOCS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,9 +108,20 @@ def _await_state(ws: Path, state: str, build_no: int = 0, timeout: float = 60) -
     raise AssertionError(f"watch status never became {state}: {read_status(ws)}")
 
 
-def _edit(path: Path, text: str) -> None:
-    time.sleep(0.05)  # a file system clock tick past the last build's start stamp
-    path.write_text(text)
+def _edit(ws: Path, rel: str, text: str, timeout: float = 10) -> None:
+    """Write ``rel`` so that its mtime is past the last build's start stamp (what the watch
+    probe compares): rewrite it until the file system clock has ticked past that stamp."""
+    status = read_status(ws)
+    started = status.build_started_at if status else 0.0
+    path = ws / rel
+    deadline = time.monotonic() + timeout
+    while True:
+        path.write_text(text)
+        if path.stat().st_mtime > started:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path}'s mtime never passed the build start {started}")
+        time.sleep(0.01)
 
 
 def test_watch_probe_follows_a_real_dune_watch(watched) -> None:
@@ -125,14 +136,14 @@ def test_watch_probe_follows_a_real_dune_watch(watched) -> None:
     assert auto_green.state is BuildState.GREEN and auto_green.probe == "dune-watch"
     n = read_status(ws).build_no  # type: ignore[union-attr]
 
-    _edit(ws / "lib/ledger.ml", "let add x y = x ^ y\nlet total _ = 0\n")
+    _edit(ws, "lib/ledger.ml", "let add x y = x ^ y\nlet total _ = 0\n")
     red = probe.run(ws)
     assert red.state is BuildState.RED, (red.log, read_status(ws))
     (d,) = red.diagnostics
     assert d.file == "lib/ledger.ml" and "does not match the interface" in d.message
     assert read_status(ws).build_no > n  # type: ignore[union-attr]
 
-    _edit(ws / "lib/ledger.ml", LEDGER_ML)
+    _edit(ws, "lib/ledger.ml", LEDGER_ML)
     assert probe.run(ws).state is BuildState.GREEN
 
     # no build output of ours inside the workspace, only dune's _build

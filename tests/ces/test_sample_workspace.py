@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
+from bactrian import sample
 from bactrian.ces import api
 
 from .conftest import small_config
 from .project import udiff
-
-sample = pytest.importorskip("bactrian.sample")
 
 
 def _edit(root: Path, rel: str, old: str, new: str) -> str:

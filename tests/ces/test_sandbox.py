@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -56,11 +55,10 @@ def test_no_network(tree: Path) -> None:
 
 
 def test_timeout_kills_the_whole_group(tree: Path) -> None:
-    start = time.monotonic()
+    # how fast the kill is: benchmarks/bench_timeouts.py
     r = run(tree, "sleep 300 & sleep 300 & (sh -c 'sleep 300') & wait", wall_s=1.0)
     assert r.timed_out and r.killed and r.exit_code is None
     assert "sandbox-kill" in r.flags and "timeout" in r.flags
-    assert time.monotonic() - start < 15
     uid = sandbox_uid(str(tree))
     for _ in range(50):
         if not sandbox_processes({uid}):
@@ -69,7 +67,7 @@ def test_timeout_kills_the_whole_group(tree: Path) -> None:
     assert not sandbox_processes({uid})
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="per-uid process limit path runs as root")
+@pytest.mark.needs_root  # the per-uid process limit path runs as root
 def test_fork_bomb_is_contained(tree: Path) -> None:
     assert run(tree, "grep processes /proc/self/limits").output.split()[2] == str(LIMITS.max_procs)
     r = run(tree, "f(){ f|f& }; f 2>/dev/null; sleep 2; echo survived", wall_s=8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -122,9 +123,14 @@ def test_lenient_application_only_when_allowed_and_flagged(pool: Pool) -> None:
 
 def test_job_timeout_bounds_the_whole_job(pool: Pool) -> None:
     loop = append("lib/geom.ml", "let () = while true do () done\n")
-    [v] = pool.backend.evaluate([Job(pool.base, loop, timeout_s=4.0)])
+    # 9.5 s: room for the build before it on a loaded machine, and under the test stage's own
+    # 10 s limit, so the limit the loop hits can only come from the job's budget
+    [v] = pool.backend.evaluate([Job(pool.base, loop, timeout_s=9.5)])
     assert v.stage("test") is not None and v.stage("test").status == "timeout"  # type: ignore[union-attr]
-    assert sum(s.duration_s for s in v.stages) < 9.0
+    # the stage ran under what was left of the job's 9.5 s, not under its own 10 s
+    # (how long the whole job takes: benchmarks/bench_timeouts.py)
+    limit = re.search(r"killed after the ([0-9.]+) s wall-clock limit", v.stage("test").output)  # type: ignore[union-attr]
+    assert limit is not None and float(limit[1]) <= 9.5
 
 
 def test_syntax_errors_only_dune_sees_are_parse_failures(pool: Pool) -> None:

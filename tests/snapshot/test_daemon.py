@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bactrian.errors import StoreLockedError
+from bactrian.errors import StoreError, StoreLockedError
 from bactrian.snapshot import SnapshotConfig, open_store
 from bactrian.snapshot.daemon import daemon_status, run_daemon, start_daemon, stop_daemon
 
@@ -29,10 +29,44 @@ def _wait_for(cond, timeout: float = 20.0) -> None:
 
 
 def _count(ws: Path, cfg: SnapshotConfig) -> int:
+    """Snapshots recorded so far; 0 while the daemon has not created the store yet (any other
+    error is a failure, not a zero)."""
     try:
-        return len(open_store(ws, cfg).timeline())
-    except Exception:
-        return 0
+        store = open_store(ws, cfg)
+    except StoreError as exc:
+        if "No snapshots recorded" in str(exc):
+            return 0
+        raise
+    try:
+        return len(store.timeline())
+    finally:
+        store.close()
+
+
+def _building(daemon: int, marker: str) -> bool:
+    """Whether a descendant of process ``daemon`` runs a command line containing ``marker``."""
+    parents: dict[int, int] = {}
+    cmdlines: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdlines[int(entry.name)] = (
+                (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            )
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    for pid, cmd in cmdlines.items():
+        if marker not in cmd:
+            continue
+        p = pid
+        while p > 1:
+            p = parents.get(p, 0)
+            if p == daemon:
+                return True
+    return False
 
 
 def test_start_status_second_daemon_refused_stop(tmp_path: Path) -> None:
@@ -130,12 +164,16 @@ def test_kill_9_while_the_build_runs(tmp_path: Path) -> None:
     """Killed after the index was staged but before the commit: the restarted daemon commits
     the staged state with a correct change count."""
     ws = make_git(tmp_path / "ws")
-    cfg = SnapshotConfig(store_dir=tmp_path / "store", interval_s=0.05, build_cmd="sleep 1; exit 0")
+    build = "sleep 3.25; exit 0"  # a marker to find the build by in /proc
+    cfg = SnapshotConfig(store_dir=tmp_path / "store", interval_s=0.05, build_cmd=build)
     st = start_daemon(ws, cfg)
+    assert st.pid is not None
     _wait_for(lambda: _count(ws, cfg) >= 1)
     write(ws, {"src/one.ml": "let one = 1\n", "src/two.ml": "let two = 2\n"})
-    time.sleep(0.5)  # the daemon has staged the change and is inside the 1 s build
-    assert st.pid is not None
+    # the first snapshot's build is over: a build running now is the second one, which starts
+    # after the daemon staged the change
+    daemon = st.pid
+    _wait_for(lambda: _building(daemon, "sleep 3.25"))
     os.kill(st.pid, signal.SIGKILL)
     _wait_for(lambda: not daemon_status(ws, cfg).running, timeout=10)
     assert _count(ws, cfg) == 1

@@ -122,7 +122,7 @@ def test_files_vanishing_mid_scan(tmp_path: Path, cfg: SnapshotConfig) -> None:
         assert "src/shapes.ml" in store.read_files(s)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (files owned by another user)")
+@pytest.mark.needs_root  # files owned by another user
 def test_permission_errors(tmp_path: Path, cfg: SnapshotConfig) -> None:
     """Root reads everything, so the snapshot runs under bubblewrap with all capabilities
     dropped; files owned by another user with mode 0600/0700 are then unreadable."""

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bactrian.errors import StoreError
@@ -146,8 +146,7 @@ def _valid(tree: dict[str, bytes]) -> bool:
 )
 @given(first=trees, second=trees)
 def test_random_trees_round_trip(tmp_path_factory: pytest.TempPathFactory, first, second) -> None:
-    if not (_valid(first) and _valid(second)):
-        return
+    assume(_valid(first) and _valid(second))
     base = tmp_path_factory.mktemp("rt")
     cfg = SnapshotConfig(probe="none", store_dir=base / "store", ignore=[], secret_patterns=[])
     ws = base / "ws"

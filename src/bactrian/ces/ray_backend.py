@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from bactrian.ces import tree
 from bactrian.ces.config import CESConfig
 from bactrian.ces.contract import BaseSpec, Job, Verdict
+from bactrian.ces.worker import Worker
 from bactrian.config import load_section
 from bactrian.errors import CESError
 from bactrian.rayutil import connect, ray_module, shutdown
@@ -53,8 +55,6 @@ class _WorkerActor:
     """Wraps one :class:`Worker`; plain dicts cross the process boundary."""
 
     def __init__(self, worker_id: str, base: dict[str, Any], root: str, config: CESConfig) -> None:
-        from bactrian.ces.worker import Worker
-
         self.worker = Worker(worker_id, BaseSpec.from_dict(base), Path(root), config)
 
     def warm(self, clone: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -108,8 +108,6 @@ def _resolve(base: BaseSpec) -> BaseSpec:
     """Resolve the revision on the driver when the source is a local path here."""
     if base.resolved_rev or "://" in base.source or not Path(base.source).expanduser().is_dir():
         return base
-    from bactrian.ces import tree
-
     return tree.resolve(base)
 
 

@@ -86,7 +86,9 @@ from bactrian.ces.tree import (
     StatCache,
     chown_nofollow,
     copy_tree,
+    export,
     manifest,
+    resolve,
     restore,
     tree_hash,
 )
@@ -304,8 +306,6 @@ class Worker:
         elif self.pristine is not None:
             copy_tree(self.pristine, self.tree)
         else:
-            from bactrian.ces.tree import export, resolve
-
             spec = resolve(self.base)
             export(spec, self.tree)
         prepare_tree(self.tree, self.uid)
@@ -798,8 +798,6 @@ class Worker:
         elif self.pristine is not None:
             copy_tree(self.pristine, self.tree)
         else:
-            from bactrian.ces.tree import export, resolve
-
             export(resolve(self.base), self.tree)
         prepare_tree(self.tree, self.uid)
         results = self._run_green_stages()

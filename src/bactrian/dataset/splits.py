@@ -34,6 +34,7 @@ from bactrian.dataset.example import SCHEMA_VERSION, Example
 from bactrian.diffs import apply_patch, normalised_hash
 from bactrian.errors import DiffError, MiningError
 from bactrian.extras import require
+from bactrian.snapshot import Store, load_config
 
 SPLITS = ("train", "rl", "heldout")
 FORMATS = ("jsonl", "parquet", "chat", "completion")
@@ -474,8 +475,6 @@ def materialize_base(ex: Example, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     kind = ex.base.get("type")
     if kind == "snapshot":
-        from bactrian.snapshot import Store, load_config
-
         store = Store(Path(ex.base["workspace"]), Path(ex.base["store"]), load_config())
         try:
             store.materialize(store.get(ex.base["snapshot"]), dest)

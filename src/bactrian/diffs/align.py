@@ -16,17 +16,17 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from bactrian.diffs.ladder import (
+from bactrian.diffs.model import Hunk
+from bactrian.diffs.placing import (
     FileIndex,
     HunkFailed,
     LadderConfig,
     Placement,
-    _adapt,
-    _choose,
+    adapt_eol,
+    choose_position,
     eol_fix,
     similarity,
 )
-from bactrian.diffs.model import Hunk
 
 _MAX_STARTS = 60
 
@@ -208,7 +208,7 @@ def _build(lines: list[str], hunk: Hunk, mapping: list[int | None], start: int) 
     oi = 0
     for tag, text in hunk.lines:
         if tag == "+":
-            out.append(_adapt(text, eol))
+            out.append(adapt_eol(text, eol))
             continue
         m = mapping[oi]
         oi += 1
@@ -243,7 +243,7 @@ def _select(cands: list[_Cand], config: LadderConfig, expected: int | None) -> _
     if len(contenders) == 1:
         return best
     if expected is not None:
-        pos = _choose([c.start for c in contenders], expected, 0)
+        pos = choose_position([c.start for c in contenders], expected, 0)
         if pos is not None:
             return next(c for c in contenders if c.start == pos)
     where = ", ".join(str(c.start + 1) for c in sorted(contenders, key=lambda c: c.start)[:5])

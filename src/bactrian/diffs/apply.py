@@ -33,6 +33,7 @@ from bactrian.diffs.model import (
     Patch,
 )
 from bactrian.diffs.parse import parse_patch, split_lines
+from bactrian.diffs.render import render_diff
 from bactrian.errors import DiffApplyError, DiffTimeoutError, UnsafeDiffError
 
 FORBIDDEN_DIRS = frozenset({".git", ".hg"})
@@ -460,8 +461,6 @@ def normalize_patch(
     diff (exact line numbers and counts, the files' own whitespace in context lines): what
     an editor previews and a strict ``git apply`` accepts. The text is empty when the patch
     does not apply (see the result) or changes nothing."""
-    from bactrian.diffs.render import render_diff
-
     new, result = apply_to_files(files, patch, lenient=lenient, limits=limits, config=config)
     if not result.ok:
         return "", result

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bactrian.errors import DiffApplyError
+
 #: Rungs of the lenient ladder, in the order they are tried.
 RUNGS: tuple[str, ...] = ("exact", "offset", "recount", "whitespace", "context", "fuzzy")
 
@@ -110,11 +112,6 @@ class Patch:
             "removed": removed,
             "changed": added + removed,
         }
-
-    def render(self) -> str:
-        from bactrian.diffs.render import render_patch
-
-        return render_patch(self)
 
 
 def touched_paths(patch: Patch) -> list[str]:
@@ -230,8 +227,6 @@ class ApplyResult:
     def raise_for_status(self) -> None:
         """Raise :class:`~bactrian.errors.DiffApplyError` unless the patch applied."""
         if not self.ok:
-            from bactrian.errors import DiffApplyError
-
             raise DiffApplyError(
                 "The diff does not apply; nothing was written.\n"
                 + "\n".join(self.errors())

@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from bactrian.dataset.example import Example
+from bactrian.dataset.splits import build_dataset, dataset_stats, load_dataset_config
 from bactrian.dataset.store import ExampleDB
 from bactrian.errors import MiningError
 from bactrian.mine.config import MineConfig
 from bactrian.mine.describe import Describer, describe_examples, make_describer
 from bactrian.mine.filters import MiningReport, apply_filters
+from bactrian.mine.timeline import mine_store
+from bactrian.mine.vcs import mine_history
 from bactrian.progress import progress
+from bactrian.rayutil import session
+from bactrian.snapshot import load_config, open_store
 
 
 @dataclass
@@ -125,9 +130,6 @@ def mine_workspace_candidates(
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Unfiltered examples (as dicts) of one workspace's timeline: the per-workspace unit of
     work, run in-process or as a Ray task."""
-    from bactrian.mine.timeline import mine_store
-    from bactrian.snapshot import open_store
-
     store = open_store(Path(workspace), snapshot_config)
     try:
         candidates, skipped = mine_store(store, config)
@@ -143,9 +145,6 @@ def _candidates_per_workspace(
         return [mine_workspace_candidates(ws, cfg, snapshot_config) for ws in workspaces]
     if executor != "ray":
         raise MiningError(f"Unknown mining executor {executor!r}. Available: local, ray.")
-    from bactrian.rayutil import session
-    from bactrian.snapshot import load_config
-
     snapshot_config = snapshot_config or load_config()
     if not snapshot_config.store_dir:  # pin the store dir: workers may see another env
         snapshot_config = dataclasses.replace(
@@ -208,8 +207,6 @@ def mine_vcs(
     per commit, or the whole range as one change with ``squash_range``. ``checker`` (a
     :class:`bactrian.mine.vcs.PartChecker`, e.g. :class:`bactrian.mine.label.Labeller`)
     builds every part of a split commit while splitting."""
-    from bactrian.mine.vcs import mine_history
-
     cfg = config or MineConfig()
     notes: dict[str, int] = {}
     candidates, skipped = mine_history(
@@ -232,8 +229,6 @@ def mine_to_dataset(
     """Mine ``workspaces`` into the examples database, build a dataset from everything mined so
     far into ``out``, and return (the examples mined now, the dataset's stats) — the demo's
     step 3."""
-    from bactrian.dataset.splits import build_dataset, dataset_stats, load_dataset_config
-
     own = db is None
     db = db or ExampleDB()
     try:

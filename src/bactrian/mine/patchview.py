@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bactrian.diffs import FilePatch, Patch, parse_patch
+from bactrian.diffs.render import render_patch
 
 
 def as_patch(diff: str) -> Patch:
@@ -36,4 +37,4 @@ def without_files(diff: str, drop: Callable[[FilePatch], bool]) -> tuple[str, li
     if not gone:
         return diff, []
     kept = Patch([fp for fp in patch.files if not drop(fp)])
-    return (kept.render() if kept else ""), gone
+    return (render_patch(kept) if kept else ""), gone

@@ -25,6 +25,7 @@ from bactrian.dataset.example import Example
 from bactrian.errors import MiningError
 from bactrian.mine.config import MineConfig
 from bactrian.mine.context import TreeContext, decode_files, moved_from
+from bactrian.mine.filemap import apply_to_map
 from bactrian.mine.parts import (
     Part,
     cut_chain,
@@ -582,8 +583,6 @@ def _check_parts(
 def _after_pre(ctx: FileMap, old: FileMap, new: FileMap, pre_diff: str, rel: list[str]) -> FileMap:
     """Context files as they are after the earlier parts (files the pre_diff touched take their
     intermediate content, reconstructed by applying the pre_diff)."""
-    from bactrian.mine.filemap import apply_to_map
-
     touched = {p for p in rel if f"a/{p} b/{p}" in pre_diff}
     if not touched:
         return ctx

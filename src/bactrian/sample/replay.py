@@ -17,16 +17,14 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from bactrian.buildstatus.probe import BuildConfig, BuildProbe, choose_probe
 from bactrian.errors import ConfigError, StoreError, WorkspaceError
 from bactrian.sample.script import Session, Step
 from bactrian.sample.session import SESSION
 from bactrian.sample.workspace import copy_workspace
-
-if TYPE_CHECKING:
-    from bactrian.buildstatus.probe import BuildProbe
-    from bactrian.snapshot import Snapshot, SnapshotConfig
+from bactrian.snapshot import Snapshot, SnapshotConfig, load_config, open_store, take_snapshot
 
 DEFAULT_SPEED = 60.0
 """Scripted seconds per wall-clock second: the ~10 minute session replays in ~11 s of waiting."""
@@ -72,8 +70,6 @@ def play(
 def replay_probe(dest: Path, config: SnapshotConfig) -> BuildProbe:
     """The probe a replay records with: the config's ``build_cmd`` if set, else dune with
     ``@check @runtest``."""
-    from bactrian.buildstatus.probe import BuildConfig, choose_probe
-
     if config.build_cmd:
         return choose_probe(
             dest, probe="command", build_cmd=config.build_cmd, timeout_s=config.build_timeout_s
@@ -85,8 +81,6 @@ def replay_probe(dest: Path, config: SnapshotConfig) -> BuildProbe:
 
 
 def _refuse_existing_timeline(dest: Path, config: SnapshotConfig) -> None:
-    from bactrian.snapshot import open_store
-
     try:
         store = open_store(dest, config)
     except StoreError:
@@ -128,8 +122,6 @@ def replay(
     time recorded for step 0 (default: now minus the session's scripted duration);
     ``progress``: called with one line per snapshot.
     """
-    from bactrian.snapshot import load_config, take_snapshot
-
     check_speed(speed)
     cfg = config or load_config()
     dest = Path(dest).absolute()

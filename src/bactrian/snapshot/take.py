@@ -26,8 +26,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bactrian.buildstatus.probe import BuildProbe, choose_probe
 from bactrian.errors import BactrianError, StoreError, WorkspaceError
 from bactrian.secrets import secret_in_content, secret_name
 from bactrian.snapshot.config import SnapshotConfig, load_config
@@ -45,9 +46,6 @@ from bactrian.snapshot.rules import build_rules, check_file
 from bactrian.snapshot.store import Snapshot, Store, commit_message, open_at, resolve_workspace
 from bactrian.snapshot.trees import Built, Change, TreeCache, TreeFallback, build_tree
 from bactrian.types import BuildResult, BuildState
-
-if TYPE_CHECKING:
-    from bactrian.buildstatus.probe import BuildProbe
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +74,10 @@ class NullProbe:
 
 def resolve_probe(workspace: Path, config: SnapshotConfig) -> BuildProbe:
     """The probe the config asks for: a command probe when ``build_cmd`` is set, else
-    ``probe`` (``"none"`` → :class:`NullProbe`, no import of the build machinery)."""
+    ``probe`` (``"none"`` → :class:`NullProbe`)."""
     if config.build_cmd is None and config.probe == "none":
         return NullProbe()
-    from bactrian.buildstatus.probe import BuildConfig, choose_probe
+    from bactrian.buildstatus.probe import BuildConfig
     from bactrian.doctor import scoped_build_config
 
     return choose_probe(
