@@ -21,7 +21,9 @@ from bactrian.types import BuildState
 AREA = "let area r = 3.14 *. r *. r\n\n"
 GOOD = AREA + "(** The perimeter of a circle. *)\nlet perimeter r = 2. *. 3.14 *. r\n"
 MISPLACED = AREA + "let perimeter r =\n  (** The perimeter of a circle. *)\n  2. *. 3.14 *. r\n"
-FIXED = AREA + "(** The perimeter of a circle of radius [r]. *)\nlet perimeter r = 2. *. 3.14 *. r\n"
+FIXED = (
+    AREA + "(** The perimeter of a circle of radius [r]. *)\nlet perimeter r = 2. *. 3.14 *. r\n"
+)
 HALF_BAD = FIXED + "\nlet half x : float = x / 2\n"
 HALF_GOOD = FIXED + "\nlet half x : float = x /. 2.\n"
 
@@ -58,9 +60,7 @@ def test_a_doc_comment_warning_fix_is_kept_the_comment_only_change_is_not(
     assert doc_fix.stats["prompt_source"] == "diagnostics"
     # the green → green change around it only rewords a comment: that one goes
     assert result.report.dropped.get("comment_only") == 1
-    assert {r["kind"] for r in result.report.reasons if r["filter"] == "comment_only"} == {
-        "change"
-    }
+    assert {r["kind"] for r in result.report.reasons if r["filter"] == "comment_only"} == {"change"}
 
 
 def test_a_type_error_prompt_keeps_the_expected_type(workspace: Path) -> None:

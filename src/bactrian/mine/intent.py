@@ -342,7 +342,10 @@ def _fit(text: str) -> str:
     words = text.split()[:MAX_PROMPT_WORDS]
     while words and len(" ".join(words)) > MAX_PROMPT_CHARS:
         words.pop()
-    return " ".join(words)
+    text = " ".join(words)
+    if text.count("(") > text.count(")"):  # never leave "(clean" dangling
+        text = text[: text.rfind("(")].rstrip(" ,;:-")
+    return text
 
 
 def editor_style(subject: str) -> str | None:
@@ -371,8 +374,8 @@ def editor_style(subject: str) -> str | None:
         return f"bump the version to {bump.group(1)}"
     if re.match(r"^(?:run\s+|apply\s+)?ocamlformat(?:\s+pass)?$", first_sentence, re.I):
         return "apply ocamlformat"
-    if len(text) > MAX_PROMPT_CHARS and first_sentence and len(first_sentence.split()) >= 2:
-        text = first_sentence
+    if first_sentence != text and len(first_sentence.split()) >= 2:
+        text = first_sentence  # "Fix date printing format. Version 0.1.3"
     head = text.split(" - ", 1)[0]
     if head != text and len(head.split()) >= 2:
         text = head
