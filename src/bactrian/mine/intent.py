@@ -19,9 +19,9 @@ import re
 from bactrian.mine.prompts import IMPERATIVE, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS
 
 TRAILER = re.compile(
-    r"^\s*(?:[A-Za-z][\w-]*-by|co-authored-by|change-id|cc|fixes|closes|resolves|refs?|"
-    r"see-also|pr-url|reviewed-on|differential revision|bug|issue|git-svn-id|"
-    r"\(cherry picked from commit [0-9a-f]+\))\s*:?.*$",
+    r"^\s*(?:(?:[A-Za-z][\w-]*-by|co-authored-by|change-id|cc|fixes|closes|resolves|refs?|"
+    r"see-also|pr-url|reviewed-on|differential revision|bug|issue|git-svn-id):\s.*"
+    r"|\(cherry picked from commit [0-9a-f]+\))$",
     re.I,
 )
 _REF = re.compile(
@@ -116,8 +116,8 @@ def _strip_refs(text: str) -> str:
 def clean_message(message: str) -> str:
     """``message`` without trailers, issue/PR references, handles and CI tags."""
     out = []
-    for line in message.splitlines():
-        if TRAILER.match(line):
+    for k, line in enumerate(message.splitlines()):
+        if k > 0 and TRAILER.match(line):  # a subject is never a trailer ("Bug: …")
             continue
         if not line.strip():
             out.append("")
