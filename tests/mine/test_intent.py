@@ -178,3 +178,9 @@ def test_update_file_is_the_last_resort_and_a_one_word_subject_gets_its_module()
     ml_new = {"lib/m.ml": "let f x =\n  x +   1\n"}
     d = DeterministicDescriber().describe(_change(ml_old, ml_new, "Format"))
     assert (d.prompt, d.source) == ("format m.ml", "commit-message")
+
+
+def test_a_subject_that_looks_like_a_trailer_is_kept() -> None:
+    msg = "Bugfix: Handle local mktime offset.\n\nFixes: #3\nBug: 12"
+    assert clean_message(msg) == "Bugfix: Handle local mktime offset."
+    assert subject_prompt(msg) == "handle local mktime offset"

@@ -215,3 +215,28 @@ def test_cli_prints_sources_the_sample_and_progress(tmp_path: Path) -> None:
     data = json.loads(res.stdout)
     assert data["report"]["prompt_sources"] == {"commit-message": 4}
     assert res.stderr == ""
+
+
+def test_label_prints_the_labels_in_the_human_output(tmp_path: Path) -> None:
+    repo = make_git(tmp_path / "g")
+    args = ["mine", "--from-vcs", str(repo), "--range", "HEAD~5..HEAD~4", "--no-store", "--label"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert "[commit-message] fix double star parsing in glob" in lines[0]
+    assert lines[1].strip() == "label: base green -> target green"
+
+
+def test_dataset_build_and_describe_show_progress(tmp_path: Path) -> None:
+    repo = make_git(tmp_path / "g")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["mine", "--from-vcs", str(repo), "--range", "HEAD~5..HEAD"])
+    assert res.exit_code == 0, res.output
+    on = {"BACTRIAN_PROGRESS": "1"}
+    res = runner.invoke(cli, ["dataset", "build", "--out", str(tmp_path / "ds")], env=on)
+    assert res.exit_code == 0, res.output
+    assert "writing examples.jsonl" in res.stderr and "4/4" in res.stderr
+    res = runner.invoke(cli, ["describe"], env=on)
+    assert res.exit_code == 0, res.output
+    assert "describing" in res.stderr
+    assert "commit-message" in res.stdout

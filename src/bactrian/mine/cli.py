@@ -248,6 +248,7 @@ def describe(
     from bactrian.dataset.store import ExampleDB
     from bactrian.mine.describe import describe_examples, make_describer
     from bactrian.models import load_model_config
+    from bactrian.progress import progress
 
     mcfg = load_model_config(base_url=base_url, model=model)
     if describer == "llm" and not mcfg.configured:
@@ -255,7 +256,12 @@ def describe(
     d = make_describer(describer or "", mcfg)
     with ExampleDB() as db:
         examples = db.all()
-        counts = describe_examples(examples, d, only_missing=missing_only)
+        counts = describe_examples(
+            examples,
+            d,
+            only_missing=missing_only,
+            progress=lambda xs: progress(xs, "describing", "example"),
+        )
         db.update(examples)
     counts["describer"] = d.name
     if as_json:

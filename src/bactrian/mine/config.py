@@ -67,6 +67,7 @@ class MineConfig:
             ".gitattributes",
             ".mailmap",
             ".editorconfig",
+            ".merlin",
         ]
     )
     drop_whitespace_only: bool = True

@@ -307,15 +307,16 @@ class LLMDescriber:
 
 
 def check_prompt(prompt: str, example: Example) -> list[str]:
-    """Prompt-filter problems plus leaks for ``prompt`` as a prompt of ``example`` (what the
-    commit message or the diagnostics say counts as known)."""
+    """Prompt-filter problems plus leaks for ``prompt`` as a prompt of ``example``: what the
+    commit message or the diagnostics say counts as known, and what the change defines
+    (functions, constructors, modules, libraries) may be asked for."""
     text = instruction(prompt)
     return prompt_problems(text) + leaks(
         text,
         example.diff,
         example.files.values(),
         intent=intent_text(example),
-        known=shown_modules(example),
+        known=shown_modules(example) | meaning(example.diff, example.files).defined(),
     )
 
 

@@ -19,9 +19,9 @@ import re
 from bactrian.mine.prompts import IMPERATIVE, MAX_PROMPT_CHARS, MAX_PROMPT_WORDS
 
 TRAILER = re.compile(
-    r"^\s*(?:[A-Za-z][\w-]*-by|co-authored-by|change-id|cc|fixes|closes|resolves|refs?|"
-    r"see-also|pr-url|reviewed-on|differential revision|bug|issue|git-svn-id|"
-    r"\(cherry picked from commit [0-9a-f]+\))\s*:?.*$",
+    r"^\s*(?:(?:[A-Za-z][\w-]*-by|co-authored-by|change-id|cc|fixes|closes|resolves|refs?|"
+    r"see-also|pr-url|reviewed-on|differential revision|bug|issue|git-svn-id):\s.*"
+    r"|\(cherry picked from commit [0-9a-f]+\))$",
     re.I,
 )
 _REF = re.compile(
@@ -116,8 +116,8 @@ def _strip_refs(text: str) -> str:
 def clean_message(message: str) -> str:
     """``message`` without trailers, issue/PR references, handles and CI tags."""
     out = []
-    for line in message.splitlines():
-        if TRAILER.match(line):
+    for k, line in enumerate(message.splitlines()):
+        if k > 0 and TRAILER.match(line):  # a subject is never a trailer ("Bug: …")
             continue
         if not line.strip():
             out.append("")
@@ -342,7 +342,10 @@ def _fit(text: str) -> str:
     words = text.split()[:MAX_PROMPT_WORDS]
     while words and len(" ".join(words)) > MAX_PROMPT_CHARS:
         words.pop()
-    return " ".join(words)
+    text = " ".join(words)
+    if text.count("(") > text.count(")"):  # never leave "(clean" dangling
+        text = text[: text.rfind("(")].rstrip(" ,;:-")
+    return text
 
 
 def editor_style(subject: str) -> str | None:
@@ -371,8 +374,8 @@ def editor_style(subject: str) -> str | None:
         return f"bump the version to {bump.group(1)}"
     if re.match(r"^(?:run\s+|apply\s+)?ocamlformat(?:\s+pass)?$", first_sentence, re.I):
         return "apply ocamlformat"
-    if len(text) > MAX_PROMPT_CHARS and first_sentence and len(first_sentence.split()) >= 2:
-        text = first_sentence
+    if first_sentence != text and len(first_sentence.split()) >= 2:
+        text = first_sentence  # "Fix date printing format. Version 0.1.3"
     head = text.split(" - ", 1)[0]
     if head != text and len(head.split()) >= 2:
         text = head

@@ -47,7 +47,7 @@ _C_DEF = re.compile(
     r"^(?!(?:if|else|while|for|return|switch|do|case|typedef)\b)"
     r"(?:(?:static|inline|extern|const|unsigned|signed|struct|enum|CAMLprim)\s+)*"
     r"[A-Za-z_]\w*[\s*]+\**([A-Za-z_]\w*)\s*\([^;]*$"
-    r"|^#\s*define\s+([A-Za-z_]\w*)"
+    r"|^#\s*define\s+([A-Za-z_]\w*)\("  # macros with parameters (not include guards)
 )
 
 
@@ -189,11 +189,11 @@ def file_meaning(fp: FilePatch, old_text: str | None) -> FileMeaning:
         return m
     if not m.ocaml and not m.c:
         return m
-    c = m.c
-    added_names = [d for line in adds if (d := _def(line, c))]
-    removed_names = {d for line in rems if (d := _def(line, c))}
+    is_c = m.c
+    added_names = [d for line in adds if (d := _def(line, is_c))]
+    removed_names = {d for line in rems if (d := _def(line, is_c))}
     old_lines = old_text.splitlines() if old_text is not None else None
-    old_names = {d for line in old_lines or [] if (d := _def(line, c, nested=True))}
+    old_names = {d for line in old_lines or [] if (d := _def(line, is_c, nested=True))}
     for name in added_names:
         if name in removed_names or name in old_names:
             if name not in m.changed_defs:
@@ -205,10 +205,10 @@ def file_meaning(fp: FilePatch, old_text: str | None) -> FileMeaning:
         v = re.match(r"^val\s+([\w']+)\s*:\s*(.+)$", line)
         if v:
             m.types[v.group(1)] = v.group(2).strip()
-    removed_cases = {c.group(1) for line in rems if (c := _CASE.match(line))}
-    removed_ctors = {c.group(1) for line in rems if (c := _CTOR.match(line))}
+    removed_cases = {k.group(1) for line in rems if (k := _CASE.match(line))}
+    removed_ctors = {k.group(1) for line in rems if (k := _CTOR.match(line))}
     for h in fp.hunks:
-        where = _enclosing(h, old_lines, c)
+        where = _enclosing(h, old_lines, is_c)
         inside, inside_kind = where[0] if where else ("", "")
         # a constructor added to a type that already existed (not a whole new type)
         in_type = inside_kind == "type" and inside in old_names
@@ -216,17 +216,17 @@ def file_meaning(fp: FilePatch, old_text: str | None) -> FileMeaning:
             line = text.rstrip("\r\n")
             if tag != "+":
                 continue
-            if (c := _CASE.match(line)) and c.group(1) not in removed_cases:
-                pair = (c.group(1), inside)
+            if (k := _CASE.match(line)) and k.group(1) not in removed_cases:
+                pair = (k.group(1), inside)
                 if pair not in m.new_cases:
                     m.new_cases.append(pair)
             elif (
                 in_type
-                and (c := _CTOR.match(line))
+                and (k := _CTOR.match(line))
                 and "->" not in line
-                and c.group(1) not in removed_ctors
+                and k.group(1) not in removed_ctors
             ):
-                pair = (c.group(1), inside)
+                pair = (k.group(1), inside)
                 if pair not in m.new_ctors:
                     m.new_ctors.append(pair)
         for name, _ in where:
