@@ -145,15 +145,15 @@ class Worker:
         self.judging = [s for s in JUDGING_STAGES if self.adapter.command(s, [], self.base.stages)]
         if not self.judging:
             self.adapter = None
+            why = (
+                "no dune-project and no --stage command"
+                if not (self.tree / "dune-project").is_file()
+                else "every stage command is empty"
+            )
             raise NothingToJudgeError(
-                f"Nothing to judge in {self.base.source}: "
-                + (
-                    "no dune-project and no --stage command"
-                    if not (self.tree / "dune-project").is_file()
-                    else "every stage command is empty"
-                )
-                + " for typecheck, build or test, so every diff would pass. Add a dune-project "
-                "or pass the commands (--stage build='make' --stage test='make check')."
+                f"nothing to judge: {why} for typecheck, build or test in {self.base.source}, "
+                "so every diff would pass. Add a dune-project or give the commands "
+                "(--stage build='make' --stage test='make check')."
             )
         if isinstance(self.adapter, DuneAdapter):
             self.adapter.stanzas = read_stanzas(self.tree)
