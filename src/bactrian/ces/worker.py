@@ -120,6 +120,7 @@ class Worker:
         self.base_tests: dict[str, int] | None = None
         self.base_report: runners.Report | None = None  # the base's suites, by their records
         self.judging: list[str] = []  # the judging stages this base has commands for
+        self._outcome: teststage.TestOutcome | None = None  # the current job's test stage
         self.base_green = True
         self.warm_s = 0.0
         self.counters: dict[str, float] = {
@@ -404,7 +405,7 @@ class Worker:
         edits_tests = [p for p in touched if is_test_path(p, self.config.test_globs)]
         if edits_tests:
             flags.append("edits-tests")
-        self._outcome: teststage.TestOutcome | None = None
+        self._outcome = None
         if apply_stage.status == "passed":
             diagnostics = self._run_stages(stages, touched, edits_tests, deadline, flags)
         if "sandbox-kill" in flags:
