@@ -113,3 +113,27 @@ def test_read_stanzas_walks_the_tree_once(tmp_path: Path) -> None:
     assert st.preprocess_of("lib/compat.ml") is not None
     assert st.preprocess_of("lib/geom.ml") is None
     assert st.generator_of("lib/lexer.mll") == "ocamllex"
+
+
+def test_a_file_only_dune_can_preprocess_is_deferred_to_typecheck(tmp_path: Path) -> None:
+    files = {
+        "dune-project": "(lang dune 2.9)\n",
+        "lib/dune": '(library (name pp) (preprocess (action (system "cat %{input-file}"))))\n',
+        "lib/pp.ml": "let x = 1\n",
+    }
+    project = bases.write(tmp_path / "p", files)
+    good = udiff("lib/pp.ml", files["lib/pp.ml"], "let x = 2\n")
+    bad = udiff("lib/pp.ml", files["lib/pp.ml"], "let x = (2\n")
+    be = LocalBackend(small_config(tmp_path / "work", workers=1))
+    try:
+        v_good, v_bad = be.evaluate([Job(BaseSpec(str(project)), d) for d in (good, bad)])
+    finally:
+        be.close()
+    assert statuses(v_good)["parse"] == "passed" and "parse-deferred" in v_good.flags
+    assert "lib/pp.ml is preprocessed by a preprocessor the CES cannot run alone" in (
+        v_good.stage("parse").output  # type: ignore[union-attr]
+    )
+    assert v_good.test_report is not None and v_good.test_report["guard"] == "none"
+    assert v_good.ok and v_good.reward == 1.0  # no test suites: nothing to forge
+    # the syntax error is found by typecheck and still counted as a parse failure
+    assert statuses(v_bad) == {"apply": "passed", "parse": "failed"}, v_bad.to_dict()

@@ -54,7 +54,7 @@ from bactrian.ces.sandbox import (
     prepare_tree,
     sandbox_uid,
 )
-from bactrian.ces.stanzas import read_stanzas
+from bactrian.ces.stanzas import Stanzas, read_stanzas
 from bactrian.ces.tree import Entry, copy_tree, manifest, restore, tree_hash
 from bactrian.errors import BaseNotGreenError, CESError, NothingToJudgeError
 from bactrian.types import Diagnostic
@@ -274,7 +274,7 @@ class Worker:
         return self._stage_result(stage, run), run.flags
 
     # ----------------------------------------------------------------- tests
-    def _stanzas(self) -> Any:
+    def _stanzas(self) -> Stanzas | None:
         return self.adapter.stanzas if isinstance(self.adapter, DuneAdapter) else None
 
     def _guard(self) -> teststage.Guard:
@@ -485,8 +485,9 @@ class Worker:
             flags.extend(f for f in run_flags if f not in flags)
             if (
                 stage == "parse"
-                and "[bactrian: " in res.output
-                and "parsed at typecheck" in (res.output)
+                and isinstance(self.adapter, DuneAdapter)
+                and "parse" not in self.base.stages
+                and self.adapter.parse_plan(present)[1]
             ):
                 flags.append("parse-deferred")
             stages.append(res)
@@ -594,6 +595,7 @@ class Worker:
         return tree_hash(manifest(self.tree)) == self.base_hash
 
     def info(self) -> dict[str, Any]:
+        stanzas = self._stanzas()
         return {
             "id": self.id,
             "root": str(self.root),
@@ -601,7 +603,7 @@ class Worker:
             "warm_s": round(self.warm_s, 3),
             "base_tests": self.base_tests,
             "judging": list(self.judging),
-            "suites": [s.to_dict() for s in self._stanzas().suites] if self._stanzas() else [],
+            "suites": [s.to_dict() for s in stanzas.suites] if stanzas else [],
             **{k: int(v) for k, v in self.counters.items()},
         }
 
