@@ -274,12 +274,17 @@ class Worker:
         return self._stage_result(stage, run), run.flags
 
     # ----------------------------------------------------------------- tests
+    def job_tree(self) -> Path:
+        """The tree the current job's stages run in, as the host sees it (where the runners'
+        records and the test files are read, never following links)."""
+        return self.tree
+
     def _stanzas(self) -> Stanzas | None:
         return self.adapter.stanzas if isinstance(self.adapter, DuneAdapter) else None
 
     def _guard(self) -> teststage.Guard:
         adapter = self.adapter
-        inside = SANDBOX_TREE if self.sandbox.name == "bwrap" else str(self.tree.resolve())
+        inside = SANDBOX_TREE if self.sandbox.name == "bwrap" else str(self.job_tree().resolve())
         suite_cmd = None
         if isinstance(adapter, DuneAdapter):
             suite_cmd = adapter.suite_command
@@ -297,7 +302,7 @@ class Worker:
         def run(command: str, env: dict[str, str]) -> tuple[StageResult, list[str]]:
             return self._stage_flags("test", [], deadline, warm=warm, cmd=command, env=env)
 
-        return teststage.run_suites(self.tree, cmd, run, self._guard(), self.uid)
+        return teststage.run_suites(self.job_tree(), cmd, run, self._guard(), self.uid)
 
     def _test_stage(
         self, touched: list[str], edits_tests: list[str], deadline: float | None
@@ -316,7 +321,8 @@ class Worker:
                 "cannot pass for a diff that changes its own tests (edits_tests_policy 'fail')."
             )
             return teststage.TestOutcome(StageResult("test", "failed", 0.0, msg, None))
-        deleted = [p for p in edits_tests if p in base_tests and not (self.tree / p).is_file()]
+        tree = self.job_tree()
+        deleted = [p for p in edits_tests if p in base_tests and not (tree / p).is_file()]
         if edits_tests and policy == "both" and deleted:
             msg = (
                 f"The diff deletes base test files ({', '.join(deleted)}): a diff may add and "
@@ -340,7 +346,7 @@ class Worker:
             elif res.status == "passed":
                 self._check_test_count(res)
             must_match = [p for p in base_tests if source == "base" or p not in edits_tests]
-            bad = teststage.tampered(self.tree, self.base_manifest, must_match)
+            bad = teststage.tampered(tree, self.base_manifest, must_match)
             if bad:
                 res.status = "failed"
                 outcome.flags.append("tests-tampered")
