@@ -244,3 +244,44 @@ def test_a_base_with_nothing_to_judge_is_refused(tmp_path: Path) -> None:
             be.evaluate([Job(BaseSpec(str(d)), udiff("main.ml", "let () = ()\n", "garbage (\n"))])
     finally:
         be.close()
+
+
+def test_a_skipped_stage_never_earns_its_weight() -> None:
+    from bactrian.ces.config import CESConfig
+    from bactrian.ces.contract import StageResult, is_ok, stage_reward
+
+    def stages(*st: str) -> list[StageResult]:
+        names = ("apply", "parse", "typecheck", "build", "test")
+        return [StageResult(n, s) for n, s in zip(names, st, strict=False)]
+
+    cfg = CESConfig()
+    every_stage_skipped = stages("passed", "skipped", "skipped", "skipped", "skipped")
+    assert stage_reward(every_stage_skipped, False, guard_off=False, config=cfg) == 0.1
+    assert not is_ok(every_stage_skipped, ["typecheck", "build", "test"], guard_off=False)
+    assert not is_ok(every_stage_skipped, [], guard_off=False)
+    no_tests = stages("passed", "passed", "passed", "passed", "skipped")
+    assert stage_reward(no_tests, True, guard_off=False, config=cfg) == 0.7
+    assert is_ok(no_tests, ["typecheck", "build"], guard_off=False)
+    assert not is_ok(no_tests, ["typecheck", "build", "test"], guard_off=False)
+    # parse skipped on the way (no OCaml file touched) costs nothing further on
+    all_green = stages("passed", "skipped", "passed", "passed", "passed")
+    assert stage_reward(all_green, True, guard_off=False, config=cfg) == 1.0
+    assert stage_reward(all_green, False, guard_off=True, config=cfg) == 0.7
+    assert not is_ok(all_green, ["typecheck", "build", "test"], guard_off=True)
+    type_error = stages("passed", "skipped", "failed")
+    assert stage_reward(type_error, False, guard_off=False, config=cfg) == 0.1
+
+
+def test_a_generic_base_with_only_empty_commands_is_refused(tmp_path: Path) -> None:
+    from bactrian.errors import NothingToJudgeError
+
+    d = tmp_path / "g"
+    d.mkdir()
+    (d / "x.txt").write_text("x\n")
+    spec = BaseSpec(str(d), adapter="generic", stages={"build": "", "test": ""})
+    be = LocalBackend(small_config(tmp_path / "work", workers=1))
+    try:
+        with pytest.raises(NothingToJudgeError, match="nothing to judge"):
+            be.warm(spec)
+    finally:
+        be.close()
