@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.bactrian-installed
 
-APT_PACKAGES := ocaml-nox ocaml-dune ocaml-findlib libalcotest-ocaml-dev \
+APT_PACKAGES := ocaml-nox ocaml-dune ocaml-findlib libalcotest-ocaml-dev libounit-ocaml-dev cppo \
 	git mercurial bubblewrap patch python3-venv procps inotify-tools chromium
 
 export HF_HUB_OFFLINE := 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,29 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 # Real components, never skipped: a missing tool is a missing install step, and it must fail
 # the run rather than hide behind skipped tests.
-REQUIRED_TOOLS = ("dune", "ocamlfind", "ocamlc", "git", "hg", "bwrap", "patch", "inotifywait")
+REQUIRED_TOOLS = (
+    "dune",
+    "ocamlfind",
+    "ocamlc",
+    "ocamllex",
+    "cppo",
+    "git",
+    "hg",
+    "bwrap",
+    "patch",
+    "inotifywait",
+)
+REQUIRED_OCAML_LIBS = ("alcotest", "ounit2", "oUnit")  # the CES tests' test runners
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if shutil.which("ocamlfind") is not None:
+        missing += [
+            f"the OCaml library {lib}"
+            for lib in REQUIRED_OCAML_LIBS
+            if subprocess.run(["ocamlfind", "query", lib], capture_output=True).returncode != 0
+        ]
     if missing:
         raise pytest.UsageError(
             f"The tests need {', '.join(missing)} on PATH and it is not installed. Run "

@@ -42,11 +42,14 @@ STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 12
 
 
 def outcome(verdict: Verdict) -> str:
-    """``ok``, ``error`` or ``failed_<first stage that did not pass>``."""
+    """``ok``, ``error``, ``test_guard_off`` (every stage passed, the tests could not be
+    counted) or ``failed_<first stage that did not pass>``."""
     if verdict.error:
         return "error"
     if verdict.ok:
         return "ok"
+    if "test-guard-off" in verdict.flags:
+        return "test_guard_off"
     for stage in verdict.stages:
         if stage.status not in ("passed", "skipped"):
             return f"failed_{stage.name}"
@@ -159,7 +162,12 @@ class CESMetrics:
         for stage in STAGES:  # expose every series from the start, at zero
             for stage_status in ("passed", "failed"):
                 self.stage_seconds.labels(stage, stage_status)
-        for name in ("ok", "error", *(f"failed_{s}" for s in STAGES)):
+        self.tests_tampered = Counter(
+            PREFIX + "tests_tampered",
+            "Test stages failed because the base's test files changed during the job.",
+            registry=r,
+        )
+        for name in ("ok", "error", "test_guard_off", *(f"failed_{s}" for s in STAGES)):
             self.jobs.labels(name)
         for name in ("done", "error"):
             self.batches.labels(name)
@@ -186,6 +194,8 @@ class CESMetrics:
                 self.timeouts.inc()
             if "edits-tests" in flags:
                 self.edits_tests.inc()
+            if "tests-tampered" in flags:
+                self.tests_tampered.inc()
 
     def batch_finished(self, status: str) -> None:
         self.batches.labels(status).inc()

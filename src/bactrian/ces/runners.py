@@ -407,3 +407,20 @@ def make_records_dir(tree: Path, nonce: str, uid: int | None) -> bool:
         finally:
             os.close(fd)
         return True
+
+
+def remove_records_dir(tree: Path, nonce: str) -> None:
+    """Delete ``_build/.ces-records/<nonce>`` and its plain files (nothing followed; a
+    directory the job put there is left for the reset)."""
+    with _open_dir(tree, RECORDS_DIR) as parent:
+        if parent is None:
+            return
+        with _open_dir(tree, f"{RECORDS_DIR}/{nonce}") as fd:
+            if fd is None:
+                return
+            for name, mode in _entries(fd):
+                if not stat.S_ISDIR(mode):
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(nonce, dir_fd=parent)

@@ -105,6 +105,7 @@ def _one_run(
         )
     res, flags = run(command, env)
     report = runners.collect(tree, guard.stanzas, res.output, alcotest_before=before, nonce=nonce)
+    runners.remove_records_dir(tree, nonce)
     return res, flags, report
 
 

@@ -80,7 +80,7 @@ from bactrian.ces.sandbox import (
     prepare_tree,
     sandbox_uid,
 )
-from bactrian.ces.stanzas import read_stanzas
+from bactrian.ces.stanzas import Stanzas, read_stanzas
 from bactrian.ces.tree import (
     Entry,
     StatCache,
@@ -186,6 +186,7 @@ class Worker:
         self.base_tests: dict[str, int] | None = None
         self.base_report: runners.Report | None = None  # the base's suites, by their records
         self.judging: list[str] = []  # the judging stages this base has commands for
+        self._outcome: teststage.TestOutcome | None = None  # the current job's test stage
         self.base_green = True
         self.isolation = config.resolved_isolation()
         self.test_binds: list[str] = []
@@ -218,15 +219,15 @@ class Worker:
         self.judging = [s for s in JUDGING_STAGES if self.adapter.command(s, [], self.base.stages)]
         if not self.judging:
             self.adapter = None
+            why = (
+                "no dune-project and no --stage command"
+                if not (self.tree / "dune-project").is_file()
+                else "every stage command is empty"
+            )
             raise NothingToJudgeError(
-                f"Nothing to judge in {self.base.source}: "
-                + (
-                    "no dune-project and no --stage command"
-                    if not (self.tree / "dune-project").is_file()
-                    else "every stage command is empty"
-                )
-                + " for typecheck, build or test, so every diff would pass. Add a dune-project "
-                "or pass the commands (--stage build='make' --stage test='make check')."
+                f"nothing to judge: {why} for typecheck, build or test in {self.base.source}, "
+                "so every diff would pass. Add a dune-project or give the commands "
+                "(--stage build='make' --stage test='make check')."
             )
         if isinstance(self.adapter, DuneAdapter):
             self.adapter.stanzas = read_stanzas(self.tree)
@@ -410,12 +411,18 @@ class Worker:
         )
 
     # ----------------------------------------------------------------- tests
-    def _stanzas(self) -> Any:
+    def job_tree(self) -> Path:
+        """The tree the current job's stages run in, as the host sees it (where the runners'
+        records and the test files are read, never following links): the job's overlay when
+        one is mounted, else the warm tree."""
+        return self._work_tree
+
+    def _stanzas(self) -> Stanzas | None:
         return self.adapter.stanzas if isinstance(self.adapter, DuneAdapter) else None
 
     def _guard(self) -> teststage.Guard:
         adapter = self.adapter
-        inside = SANDBOX_TREE if self.sandbox.name == "bwrap" else str(self._work_tree.resolve())
+        inside = SANDBOX_TREE if self.sandbox.name == "bwrap" else str(self.job_tree().resolve())
         suite_cmd = None
         if isinstance(adapter, DuneAdapter):
             suite_cmd = adapter.suite_command
@@ -433,7 +440,7 @@ class Worker:
         def run(command: str, env: dict[str, str]) -> tuple[StageResult, list[str]]:
             return self._stage_flags("test", [], deadline, warm=warm, cmd=command, env=env)
 
-        return teststage.run_suites(self._work_tree, cmd, run, self._guard(), self.uid)
+        return teststage.run_suites(self.job_tree(), cmd, run, self._guard(), self.uid)
 
     def _test_stage(
         self,
@@ -458,9 +465,8 @@ class Worker:
                 "cannot pass for a diff that changes its own tests (edits_tests_policy 'fail')."
             )
             return teststage.TestOutcome(StageResult("test", "failed", 0.0, msg, None))
-        deleted = [
-            p for p in edits_tests if p in base_tests and not (self._work_tree / p).is_file()
-        ]
+        tree = self.job_tree()
+        deleted = [p for p in edits_tests if p in base_tests and not (tree / p).is_file()]
         if edits_tests and policy == "both" and deleted:
             msg = (
                 f"The diff deletes base test files ({', '.join(deleted)}): a diff may add and "
@@ -489,7 +495,7 @@ class Worker:
             elif res.status == "passed":
                 self._check_test_count(res)
             must_match = [p for p in base_tests if source == "base" or p not in edits_tests]
-            bad = teststage.tampered(self._work_tree, self.base_manifest, must_match)
+            bad = teststage.tampered(tree, self.base_manifest, must_match)
             if bad:
                 res.status = "failed"
                 outcome.flags.append("tests-tampered")
@@ -615,7 +621,7 @@ class Worker:
         if apply_stage.status == "passed" and edits_tests and policy == "pristine":
             # before any of the job's code ran: nothing here was written by the sandbox
             self._pristine_tests(edits_tests)
-        self._outcome: teststage.TestOutcome | None = None
+        self._outcome = None
         if apply_stage.status == "passed":
             diagnostics = self._run_stages(
                 stages, touched, edits_tests, deadline, flags, policy=policy
@@ -706,8 +712,9 @@ class Worker:
             flags.extend(f for f in run_flags if f not in flags)
             if (
                 stage == "parse"
-                and "[bactrian: " in res.output
-                and "parsed at typecheck" in (res.output)
+                and isinstance(self.adapter, DuneAdapter)
+                and "parse" not in self.base.stages
+                and self.adapter.parse_plan(present)[1]
             ):
                 flags.append("parse-deferred")
             stages.append(res)
@@ -818,6 +825,7 @@ class Worker:
         return tree_hash(manifest(self.tree)) == self.base_hash
 
     def info(self) -> dict[str, Any]:
+        stanzas = self._stanzas()
         return {
             "id": self.id,
             "root": str(self.root),
@@ -826,7 +834,7 @@ class Worker:
             "base_tests": self.base_tests,
             "isolation": self.isolation,
             "judging": list(self.judging),
-            "suites": [s.to_dict() for s in self._stanzas().suites] if self._stanzas() else [],
+            "suites": [s.to_dict() for s in stanzas.suites] if stanzas else [],
             **{k: int(v) for k, v in self.counters.items()},
         }
 
