@@ -35,6 +35,7 @@ from bactrian.ces.adapters import Adapter, get_adapter
 from bactrian.ces.apply_stage import apply_diff
 from bactrian.ces.config import CESConfig
 from bactrian.ces.contract import STAGES, BaseSpec, Job, StageResult, Verdict
+from bactrian.ces.fused import fused_command
 from bactrian.ces.sandbox import RunResult, Sandbox, get_sandbox, prepare_tree, sandbox_uid
 from bactrian.ces.tree import Entry, copy_tree, manifest, restore, tree_hash
 from bactrian.errors import BaseNotGreenError, CESError
@@ -335,7 +336,17 @@ class Worker:
         assert self.adapter is not None
         policy = policy or self.config.edits_tests_policy
         present = [p for p in touched if (self.tree / p).is_file()]
+        fused_ok = False
         for stage in STAGES[1:]:
+            if stage == "typecheck" and self.config.fuse_stages:
+                fused = self._fused_typecheck_build(deadline)
+                if fused is not None:
+                    stages.extend(fused[:2])
+                    flags.extend(f for f in fused[2] if f not in flags)
+                    fused_ok = True
+                    continue
+            if stage == "build" and fused_ok:
+                continue
             if stage == "test" and edits_tests:
                 if policy == "fail":
                     msg = (
@@ -360,6 +371,30 @@ class Worker:
                 stages[-2:] = [StageResult("parse", "failed", took, res.output, res.exit_code)]
             return diagnostics
         return []
+
+    def _fused_typecheck_build(
+        self, deadline: float | None
+    ) -> tuple[StageResult, StageResult, list[str]] | None:
+        """typecheck + build in one dune run (:mod:`bactrian.ces.fused`): both results when
+        it passed, None when it could not be used or did not pass (then the stages run one by
+        one, and only their results count)."""
+        assert self.adapter is not None
+        cmd = fused_command(self.adapter, self.base.stages)
+        if cmd is None:
+            return None
+        limits = self.config.limits("build")
+        limits.wall_s += self.config.limits("typecheck").wall_s
+        if deadline is not None:
+            limits.wall_s = max(0.1, min(limits.wall_s, deadline - time.monotonic()))
+        log.info("%s typecheck+build: %s", self.id, cmd)
+        run = self.sandbox.run(cmd, tree=self.tree, limits=limits, uid=self.uid)
+        res = self._stage_result("build", run)
+        log.info("%s typecheck+build: %s in %.2f s", self.id, res.status, res.duration_s)
+        if res.status != "passed":
+            return None
+        res.command = cmd
+        check = StageResult("typecheck", "passed", 0.0, "", 0, cmd)
+        return check, res, run.flags
 
     def _pristine_tests(self, paths: list[str]) -> None:
         """Put the base's version of each test path back (delete the ones the diff added).
