@@ -10,7 +10,9 @@ it twice. Verdicts stay exact per stage:
   and diagnostics are exactly the staged ones.
 
 Only for the ``dune`` adapter with its own commands for both stages (a base that overrides
-either runs them as given), and only when ``[ces] fuse_stages`` is on (the default).
+either runs them as given), for jobs without a whole-job ``timeout_s`` (a fused run that used
+up the job's time would leave the staged rerun none, and no stage could be named as the one
+that ran out), and only when ``[ces] fuse_stages`` is on (the default).
 """
 
 from __future__ import annotations

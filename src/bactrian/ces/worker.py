@@ -338,7 +338,10 @@ class Worker:
         present = [p for p in touched if (self.tree / p).is_file()]
         fused_ok = False
         for stage in STAGES[1:]:
-            if stage == "typecheck" and self.config.fuse_stages:
+            # fused only without a job deadline: a fused run that times out would leave the
+            # stages run one by one no time of their own, and the verdict could not say which
+            # stage ran out
+            if stage == "typecheck" and self.config.fuse_stages and deadline is None:
                 fused = self._fused_typecheck_build(deadline)
                 if fused is not None:
                     stages.extend(fused[:2])
