@@ -244,6 +244,48 @@ def _run(scratch: Path, modules: int, n_diffs: int, seed: int) -> dict[str, floa
     }
 
 
+def fused_vs_staged(modules: int, n_diffs: int, seed: int, rounds: int = 2) -> str:
+    """One warm worker judging the same diffs with ``fuse_stages`` on and off, interleaved
+    diff by diff (so machine noise hits both): the time a job saves by running typecheck and
+    build as one dune invocation."""
+    scratch = Path(tempfile.mkdtemp(prefix="bench-ces-fused-"))
+    try:
+        src = scratch / "ws"
+        ws = generate(src, modules=modules, seed=seed)
+        cases = make_diffs(ws, n_diffs, seed=seed + 1)
+        base = BaseSpec(str(src))
+        pools = {
+            fuse: LocalBackend(
+                CESConfig(workers=1, work_dir=scratch / f"f{fuse}", fuse_stages=fuse)
+            )
+            for fuse in (True, False)
+        }
+        try:
+            for be in pools.values():
+                be.warm(base, workers=1)
+            totals = {True: 0.0, False: 0.0}
+            agree = True
+            for _ in range(rounds):
+                for _, _, d in cases:
+                    got = {}
+                    for fuse, be in pools.items():
+                        took, [v] = _judge(be, base, [d])
+                        totals[fuse] += took
+                        got[fuse] = v.fingerprint()
+                    agree = agree and got[True] == got[False]
+        finally:
+            for be in pools.values():
+                be.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    ratio = totals[False] / totals[True]
+    return (
+        f"fused vs staged, {modules} modules, {len(cases)} diffs x {rounds}, one warm worker, "
+        f"interleaved: staged {totals[False]:.1f} s, fused {totals[True]:.1f} s -> "
+        f"{ratio:.2f}x; verdicts identical: {agree}"
+    )
+
+
 def render(r: dict[str, float | int | str], command: str) -> str:
     def f(key: str) -> float:
         return float(r[key])
@@ -298,8 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--diffs", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument(
+        "--fused-only",
+        action="store_true",
+        help="only time fused vs staged typecheck+build on one worker (docs not rewritten)",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if args.fused_only:
+        print(fused_vs_staged(args.modules, args.diffs, args.seed), flush=True)
+        return 0
     result = run(args.modules, args.diffs, args.seed)
     command = ".venv/bin/python benchmarks/bench_ces.py"
     if args.modules != 200 or args.diffs != 12:

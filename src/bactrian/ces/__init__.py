@@ -8,6 +8,8 @@
 - :mod:`bactrian.ces.local` — the ``local`` backend (thread pool over workers, LRU bases).
 - :mod:`bactrian.ces.sandbox` — ``bwrap`` / ``none`` sandboxes; :mod:`bactrian.ces.adapters`
   — ``dune`` / ``generic`` stage commands; :mod:`bactrian.ces.tree` — export, hash, reset.
-- :mod:`bactrian.ces.service` (+ :mod:`bactrian.ces.client`), :mod:`bactrian.ces.ray_backend`, :mod:`bactrian.ces.metrics` — the
-  HTTP service, the ``ray`` backend and Prometheus metrics.
+- :mod:`bactrian.ces.service` (the HTTP service, ``bactrian ces serve``),
+  :mod:`bactrian.ces.client` (its client, the ``http`` backend), :mod:`bactrian.ces.ray_backend`
+  (the ``ray`` backend), :mod:`bactrian.ces.metrics` (Prometheus); :mod:`bactrian.ces.fused`
+  (typecheck + build in one dune run).
 """

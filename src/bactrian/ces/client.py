@@ -156,9 +156,12 @@ class CESClient:
     def wait(
         self, batch_id: str, *, poll_s: float | None = None, timeout_s: float | None = None
     ) -> list[Verdict]:
-        """Poll until the batch is judged; its verdicts in diff order."""
+        """Poll until the batch is judged; its verdicts in diff order. The first polls come
+        quickly (a diff that fails at ``apply`` is judged in milliseconds), then every
+        ``poll_s``."""
         poll = self.poll_s if poll_s is None else poll_s
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        wait = min(poll, 0.01)
         while True:
             info = self.batch(batch_id)
             if info["status"] == "done":
@@ -172,7 +175,8 @@ class CESClient:
                     f"CES batch {batch_id} not judged after {timeout_s} s (status "
                     f"{info['status']}); poll again later or raise the timeout."
                 )
-            time.sleep(poll)
+            time.sleep(wait)
+            wait = min(poll, wait * 2)
 
     # ----------------------------------------------------------------- CESBackend
     def warm(self, base: BaseSpec, workers: int | None = None) -> dict[str, Any]:

@@ -64,6 +64,7 @@ from bactrian.ces.contract import (
     is_ok,
     stage_reward,
 )
+from bactrian.ces.fused import fused_command
 from bactrian.ces.isolation import (
     InfrastructureError,
     JobLayer,
@@ -701,7 +702,20 @@ class Worker:
         assert self.adapter is not None
         policy = policy or self.config.edits_tests_policy
         present = [p for p in touched if (self._work_tree / p).is_file()]
+        fused_ok = False
         for stage in STAGES[1:]:
+            # fused only without a job deadline: a fused run that times out would leave the
+            # stages run one by one no time of their own, and the verdict could not say which
+            # stage ran out
+            if stage == "typecheck" and self.config.fuse_stages and deadline is None:
+                fused = self._fused_typecheck_build(deadline)
+                if fused is not None:
+                    stages.extend(fused[:2])
+                    flags.extend(f for f in fused[2] if f not in flags)
+                    fused_ok = True
+                    continue
+            if stage == "build" and fused_ok:
+                continue
             if stage == "test":
                 self._outcome = outcome = self._test_stage(
                     touched, edits_tests, deadline, policy=policy
@@ -732,6 +746,22 @@ class Worker:
     def _work_tree(self) -> Path:
         """The tree a job writes: its overlay when one is mounted, else the warm tree."""
         return self._job.tree if self._job is not None else self.tree
+
+    def _fused_typecheck_build(
+        self, deadline: float | None
+    ) -> tuple[StageResult, StageResult, list[str]] | None:
+        """typecheck + build in one dune run (:mod:`bactrian.ces.fused`), in the job's layer
+        like every stage: both results when it passed, None when it could not be used or did
+        not pass (then the stages run one by one, and only their results count)."""
+        assert self.adapter is not None
+        cmd = fused_command(self.adapter, self.base.stages)
+        if cmd is None:
+            return None
+        res, run_flags = self._stage_flags("build", [], deadline, cmd=cmd)
+        if res.status != "passed":
+            return None
+        check = StageResult("typecheck", "passed", 0.0, "", 0, cmd)
+        return check, res, run_flags
 
     def _pristine_tests(self, paths: list[str]) -> None:
         """Put the base's version of each test path back (delete the ones the diff added).
