@@ -64,7 +64,8 @@ def test_mine_label_reports_a_red_base_then_labels_with_the_saved_scope(tmp_path
     assert red[0]["file"] == "lib/a.ml" and "string" in red[0]["message"]
     assert out["labels"]["warm_trees"] == 2 and out["labels"]["red_bases"] == []
     human = CliRunner().invoke(cli, args)
-    assert "  green -> red" in human.output and "target: lib/a.ml:2:" in human.output
+    assert "label: base green -> target red" in human.output
+    assert "target: lib/a.ml:2:" in human.output
     assert not (repo / "_build").exists()
 
 

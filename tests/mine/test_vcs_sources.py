@@ -74,7 +74,10 @@ def test_cli_refuses_options_that_do_not_apply(tmp_path: Path) -> None:
     res = runner.invoke(cli, ["mine", "--from-vcs", str(git), "--range", "v9.9..HEAD"])
     assert res.exit_code == 1 and "no revision 'v9.9'" in res.output
     res = runner.invoke(cli, [*base, "--json"])  # the plain run still works
-    assert res.exit_code == 0 and json.loads(res.output)["report"]["kept"] == 1
+    # (the last commit only drops the README: a docs-only change, dropped and counted)
+    report = json.loads(res.output)["report"]
+    assert res.exit_code == 0 and report["candidates"] == 1
+    assert report["dropped"] == {"docs_only": 1}
 
 
 def test_commit_time_is_the_committer_date_not_the_author_date(tmp_path: Path) -> None:
