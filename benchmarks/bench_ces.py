@@ -10,7 +10,7 @@ Three ratios, measured side by side in one run, on the same diffs (every diff ki
     cores). Goal ≥ 20×. Warming is reported, not counted: it is paid once per base.
 (b) **overhead over the raw incremental build**: per diff, the stage commands run directly in a
     warm tree (apply with ``patch``, the same commands, ``patch -R`` after; only the commands
-    timed) against the CES judging the same diff on one warm worker (apply + sandbox + reset +
+    timed) against the CES judging the same diff on one warm worker (apply + sandbox + job layer +
     verify + bookkeeping included). Interleaved diff by diff so machine noise hits both. Goal
     ≤ 10 %.
 (c) **two workers vs one**: the whole batch on a 1-worker pool and on a 2-worker pool. Goal

@@ -152,7 +152,8 @@ def _judge_gold(examples: list[Any], bases_dir: Path, echo: Echo) -> tuple[int, 
         valid += verdict.ok
         stages = " ".join(f"{s.name}:{s.status}" for s in verdict.stages)
         mark = "ok  " if verdict.ok else "FAIL"
-        echo(f"   {mark} {ex.kind:<7} {ex.id}  reward {verdict.reward:.2f}  {stages}")
+        reward = "none" if verdict.reward is None else f"{verdict.reward:.2f}"
+        echo(f"   {mark} {ex.kind:<7} {ex.id}  reward {reward}  {stages}")
     return len(verdicts), valid
 
 

@@ -253,8 +253,11 @@ def _stage_lines(v: Verdict) -> str:
 def _line(name: str, v: Verdict) -> str:
     stages = " ".join(f"{s.name}:{s.status}" for s in v.stages)
     flags = f" [{', '.join(v.flags)}]" if v.flags else ""
-    head = "OK  " if v.ok else "FAIL"
-    text = f"{head} {name}: furthest={v.furthest} reward={v.reward:g} {stages}{flags}"
+    head = "OK  " if v.ok else ("ERR " if v.state == "error" else "FAIL")
+    reward = "none" if v.reward is None else f"{v.reward:g}"
+    text = f"{head} {name}: furthest={v.furthest} reward={reward} {stages}{flags}"
+    if v.error:
+        text += f"\n     error (the machine's, not the diff's): {v.error}"
     for d in v.diagnostics[:5]:
         text += "\n     " + d.headline()
     return text

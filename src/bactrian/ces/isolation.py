@@ -242,6 +242,7 @@ class MemoryCgroup:
         if found is None:
             return None
         version, parent = found
+        _remove_stale(parent)
         path = parent / f"bactrian-ces-{os.getpid()}-{tag}-{uuid.uuid4().hex[:8]}"
         path.mkdir()
         group = cls(version, path)
@@ -300,6 +301,14 @@ class MemoryCgroup:
             except OSError:
                 self.kill_all()
                 threading.Event().wait(0.02)  # the killed processes are reaped by the kernel
+
+
+def _remove_stale(parent: Path) -> None:
+    """Groups left by a CES process that died mid-job (their pid no longer exists)."""
+    for d in parent.glob("bactrian-ces-*"):
+        pid = d.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            MemoryCgroup("", d).remove()
 
 
 def host_oom_kills() -> int:

@@ -211,6 +211,8 @@ class Worker:
         pristine export and builds from scratch."""
         start = time.monotonic()
         self._check_isolation()
+        # mount points of jobs of an earlier process (their mounts died with its namespaces)
+        shutil.rmtree(self.root / "jobs", ignore_errors=True)
         reused = self._try_reuse()
         if not reused:
             self._fresh_tree(clone_from)
