@@ -13,7 +13,8 @@ import pytest
 from bactrian.ces.adapters import DuneAdapter
 from bactrian.ces.contract import BaseSpec, Job, Verdict
 from bactrian.ces.local import LocalBackend
-from bactrian.ces.stanzas import Stanzas, parse_sexps, read_dir, read_stanzas
+from bactrian.ces.stanzas import Stanzas, read_dir, read_stanzas
+from bactrian.dune import parse_sexps
 
 from . import bases
 from .conftest import small_config

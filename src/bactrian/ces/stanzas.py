@@ -10,19 +10,19 @@ What the CES needs from them:
   actions (run through that command before parsing);
 - **generated sources**: ``(ocamllex …)``, ``(ocamlyacc …)`` and ``(menhir …)`` modules.
 
-The reader is a small s-expression parser (atoms, quoted strings, ``;`` / ``#| |#`` / ``#;``
-comments); a dune file it cannot read is skipped (dune itself reports it in ``typecheck``).
+The s-expressions come from :func:`bactrian.dune.parse_sexps` (the one dune reader, shared
+with the miner); an unbalanced dune file is read as far as it goes (dune itself reports it in
+``typecheck``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-Sexp = str | list["Sexp"]
+from bactrian.dune import Sexp, parse_sexps
 
 SKIP_DIRS = {"_build", "_opam", ".git", ".hg", ".jj", "node_modules", "_esy"}
 
@@ -39,57 +39,6 @@ RUNNER_LIBRARIES: dict[str, str] = {
     "oUnit.advanced": "ounit1",
 }
 """A test stanza's runner, from the first of its libraries named here (else ``plain``)."""
-
-
-class SexpError(ValueError):
-    pass
-
-
-_TOKEN = re.compile(
-    r'\s+|;[^\n]*|#\|.*?\|#|#;|\(|\)|"(?:[^"\\]|\\.)*"|[^\s()";]+',
-    re.S,
-)
-
-
-def parse_sexps(text: str) -> list[Sexp]:
-    """Every s-expression of a dune file."""
-    stack: list[list[Sexp]] = [[]]
-    skip_next: list[int] = []  # stack depths where a ``#;`` datum comment waits for its datum
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            raise SexpError(f"unreadable text at offset {pos}")
-        tok = m.group(0)
-        pos = m.end()
-        if tok[0].isspace() or tok.startswith(";") or tok.startswith("#|"):
-            continue
-        if tok == "#;":
-            skip_next.append(len(stack))
-            continue
-        if tok == "(":
-            stack.append([])
-            continue
-        if tok == ")":
-            if len(stack) == 1:
-                raise SexpError("unbalanced ')'")
-            done: Sexp = stack.pop()
-        elif tok.startswith('"'):
-            done = _unquote(tok)
-        else:
-            done = tok
-        if skip_next and skip_next[-1] == len(stack):
-            skip_next.pop()
-            continue
-        stack[-1].append(done)
-    if len(stack) != 1:
-        raise SexpError("unbalanced '('")
-    return stack[0]
-
-
-def _unquote(tok: str) -> str:
-    body = tok[1:-1]
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
 
 def _fields(stanza: list[Sexp]) -> dict[str, list[Sexp]]:
@@ -284,7 +233,7 @@ def read_stanzas(tree: Path) -> Stanzas:
             continue
         try:
             read_dir(rel, path.read_text(errors="replace"), stanzas)
-        except (OSError, SexpError):
+        except OSError:
             stanzas.unreadable.append(f"{rel}/dune" if rel else "dune")
     stanzas.suites.sort(key=lambda s: (s.dir, s.names))
     return stanzas
