@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bactrian.buildstatus.diagnostics import parse_ocaml
+from bactrian.buildstatus.workspace import is_dune_project
+
 Sexp = str | list["Sexp"]
+
+__all__ = ["is_dune_project"]  # detected in bactrian.buildstatus.workspace, re-exported here
 
 SOURCE_EXTS = (".ml", ".mli", ".mll", ".mly", ".re", ".rei")
 STANZAS = {
@@ -31,11 +36,6 @@ STANZAS = {
     "test": "test",
     "tests": "test",
 }
-
-
-def is_dune_project(tree: Path) -> bool:
-    """A dune project: a ``dune-project`` file at the root of ``tree``."""
-    return (Path(tree) / "dune-project").is_file()
 
 
 def is_dune_file(path: str) -> bool:
@@ -478,7 +478,6 @@ _MISSING_PROG = re.compile(r"Program (\S+) not found")
 def red_causes(output: str) -> list[Cause]:
     """Why a dune build failed, from its output: missing libraries and programs first (with
     the directory of the stanza that needs them), then other errors, one per directory."""
-    from bactrian.buildstatus.diagnostics import parse_ocaml
 
     out: list[Cause] = []
     seen: set[tuple[str, str]] = set()
