@@ -40,6 +40,28 @@ def test_doctor_prefers_only_packages_when_the_broken_part_is_a_package(tmp_path
     assert d.saved_to is None and load_scope(repo) is None
 
 
+def test_doctor_widens_the_scope_over_stanzas_and_revisions(tmp_path: Path) -> None:
+    """dune stops at the first broken stanza: fuzz/ shows only once bench/ is left out; the
+    saved scope covers every revision given."""
+    from tests.mine.dune_repos import bench_project, git_repo
+
+    files = bench_project(fuzz=True)
+    repo = git_repo(
+        tmp_path / "r",
+        [
+            ("initial", files),
+            ("drop the fuzzers", {"fuzz/dune": None, "fuzz/f.ml": None}),
+        ],
+    )
+    d = diagnose(repo, rev="HEAD~1", save=False)
+    assert {c.name for c in d.causes} == {"core_bench", "crowbar"}
+    assert d.scope == BuildScope(exclude_dirs=["bench", "fuzz"])
+    res = CliRunner().invoke(cli, ["doctor", str(repo), "--rev", "HEAD", "--rev", "HEAD~1"])
+    assert res.exit_code == 0, res.output
+    assert "scope for every revision: --exclude-dir bench --exclude-dir fuzz" in res.output
+    assert load_scope(repo) == BuildScope(exclude_dirs=["bench", "fuzz"])
+
+
 def test_doctor_on_a_green_build_says_so(tmp_path: Path) -> None:
     repo = dune_repos.view_repo(tmp_path / "r")
     d = diagnose(repo)

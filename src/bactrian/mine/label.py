@@ -83,7 +83,9 @@ class Labeller:
 
         self.scope = scope
         self.build_cmd = build_cmd
-        self.config = config or CESConfig.load(workers=1)
+        # "trust": a gold diff's own test edits are the change, not an attack (the test
+        # stage is off anyway; this keeps the CES from failing a diff for touching tests)
+        self.config = config or CESConfig.load(workers=1, edits_tests_policy="trust")
         self.backend_name = backend
         self.timeout_s = timeout_s
         self.red_bases: list[dict[str, str]] = []
@@ -278,6 +280,8 @@ def label_examples(
     trees, else the CES's own work dir. Returns counts like ``{"base_green": 3, ...}``."""
     from bactrian.ces.config import CESConfig
 
-    cfg = config or CESConfig.load(workers=1, **({"work_dir": work} if work else {}))
+    cfg = config or CESConfig.load(
+        workers=1, edits_tests_policy="trust", **({"work_dir": work} if work else {})
+    )
     labeller = Labeller(scope=scope, build_cmd=build_cmd, config=cfg, timeout_s=timeout_s)
     return labeller.label_examples(list(examples))
