@@ -33,9 +33,18 @@ STANZAS = {
 }
 
 
+DUNE_PROJECT = "dune-project"
+
+
 def is_dune_project(tree: Path) -> bool:
-    """A dune project: a ``dune-project`` file at the root of ``tree``."""
-    return (Path(tree) / "dune-project").is_file()
+    """A dune project: a ``dune-project`` file at the root of ``tree`` (the one test for it:
+    the build probe, the CES's adapter, the miner and ``bactrian doctor`` all ask here)."""
+    return (Path(tree) / DUNE_PROJECT).is_file()
+
+
+def lists_dune_project(paths: Iterable[str]) -> bool:
+    """The same test on a tree's file list (a revision, a snapshot)."""
+    return DUNE_PROJECT in set(paths)
 
 
 def is_dune_file(path: str) -> bool:

@@ -40,6 +40,7 @@ from typing import Protocol, runtime_checkable
 
 from bactrian.buildstatus.diagnostics import parse_diagnostics
 from bactrian.config import data_dir, load_section
+from bactrian.dune import is_dune_project
 from bactrian.errors import BuildProbeError, ConfigError
 from bactrian.registry import Registry
 from bactrian.types import BuildResult, BuildState, Diagnostic
@@ -540,7 +541,7 @@ def choose_probe(
         workspace = Path(workspace)
         if cfg.build_cmd:
             name = "command"
-        elif (workspace / "dune-project").is_file():
+        elif is_dune_project(workspace):
             return _dune_probe(cfg, defer_to_watch=True)
         else:
             name = "none"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bactrian.buildstatus.diagnostics import parse_ocaml as build_parse_ocaml
+from bactrian.dune import is_dune_project
 from bactrian.registry import Registry
 from bactrian.types import Diagnostic
 
@@ -97,7 +98,7 @@ class DuneAdapter:
 
     @staticmethod
     def detect(tree: Path) -> bool:
-        return (tree / "dune-project").is_file()
+        return is_dune_project(tree)
 
 
 @ADAPTERS.register("generic")

@@ -28,6 +28,7 @@ from bactrian.dune import (
     Component,
     DuneIndex,
     capitalized,
+    lists_dune_project,
     map_line,
     regenerate,
     strip_build_dir,
@@ -169,7 +170,7 @@ class TreeContext:
         self._read = read
         self._cache: FileMap = {}
         self.index: DuneIndex | None = None
-        if "dune-project" in self.existing:
+        if lists_dune_project(self.existing):
             self.index = DuneIndex.from_reader(self.paths, self.read)
 
     def read(self, paths: list[str]) -> FileMap:

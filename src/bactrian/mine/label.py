@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bactrian.dataset.example import Example
-from bactrian.dune import BuildScope
+from bactrian.dune import BuildScope, lists_dune_project
 from bactrian.errors import BactrianError, BaseNotGreenError
 
 
@@ -104,7 +104,7 @@ class Labeller:
         command), tests off. ``None`` when nothing knows how to build it."""
         if self.build_cmd:
             return {"typecheck": self.build_cmd, "build": "", "test": ""}
-        if "dune-project" not in files:
+        if not lists_dune_project(files):
             return None
         scope = self.scope or self._saved_scope(owner) or BuildScope()
         jobs = self.config.resolved_build_jobs()

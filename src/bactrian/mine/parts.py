@@ -7,10 +7,15 @@ Units are the change blocks of each file (nearby blocks merged). Units are group
 - otherwise, blocks that depend on each other stay together: a block that defines a name
   (``let``/``val``/``type``/``module``/``exception``) and the blocks that use it;
 
-and ordered so that a module comes before the modules that use it. Groups are then packed
-greedily, in order, into parts within the limits. Each part's diff is rendered between the
-tree with the earlier parts applied and the tree with this one applied too, so the parts
-apply in order and together reconstruct the whole change exactly.
+and ordered by real dependencies: build files (``dune``, ``*.opam``) first, a module before
+the modules that use it (by module name, aliases included: ``module View = View`` uses
+``View``; or by a value another module's change defines), within a module interfaces with
+their implementations, tests after what they test. Groups are then packed greedily, in order,
+into parts within the limits; a part still over them cuts the chain there
+(:func:`cut_chain`). Each part's diff is rendered between the tree with the earlier parts
+applied and the tree with this one applied too, so the parts apply in order and together
+reconstruct the whole change exactly. With build labels on, :mod:`bactrian.mine.vcs` builds
+every part and merges or drops those that do not build.
 """
 
 from __future__ import annotations
