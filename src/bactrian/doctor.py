@@ -346,7 +346,7 @@ def diagnose_revisions(
     saved = None
     if save and all(d.state != "unknown" for d in diags):
         if scope is not None:
-            note = "; ".join(c.headline() for d in diags for c in d.causes)
+            note = "; ".join(dict.fromkeys(c.headline() for d in diags for c in d.causes))
             saved = str(save_scope(target, scope, note=note))
         elif all(d.state == "green" for d in diags):
             saved = str(save_scope(target, BuildScope(), note="default build is green"))

@@ -32,6 +32,11 @@ DEFINITION = re.compile(
     r"^\s*(?:let(?:\s+rec)?|and|val|external|type(?:\s+nonrec)?|module(?:\s+type)?|exception)"
     r"\s+(?:\([^)]*\)\s*|'\w+\s+|\([^)]*\)\s+)?([A-Za-z_][\w']*)"
 )
+# record fields (``; mutable h_len : int``) and variant constructors (``| Eof of int``) are
+# definitions too: a block that removes a field goes with the blocks that stop using it
+FIELD_OR_CONSTRUCTOR = re.compile(
+    r"^\s*(?:[;{]\s*)?(?:mutable\s+)?([a-z_][\w']*)\s*:(?!=)|^\s*\|\s*([A-Z][\w']*)\b(?!\s*->)"
+)
 _WORD = re.compile(r"[A-Za-z_][\w']*")
 
 
@@ -108,21 +113,27 @@ def _text_lines_safe(data: bytes | None) -> list[str]:
     return _text_lines(data)
 
 
+def _definitions(line: str) -> list[str]:
+    m = DEFINITION.match(line)
+    if m:
+        return [m.group(1)]
+    f = FIELD_OR_CONSTRUCTOR.match(line)
+    return [g for g in f.groups() if g] if f else []
+
+
 def _annotate(u: Unit, old_part: list[str]) -> None:
     for line in u.b_lines:
-        m = DEFINITION.match(line)
-        if m:
-            u.defines.add(m.group(1))
+        u.defines.update(_definitions(line))
     for line in u.b_lines:
         u.uses.update(_WORD.findall(line))
         # ``module View = View`` defines View *and* uses the module View: module names are
         # kept apart for ordering modules
         u.modules_used.update(w for w in _WORD.findall(line) if w[:1].isupper())
-    # removing a definition also affects its users
+    # removing a definition also affects its users, and a block that stops using a name
+    # goes with the block that changes what the name is
     for line in old_part:
-        m = DEFINITION.match(line)
-        if m:
-            u.defines.add(m.group(1))
+        u.defines.update(_definitions(line))
+        u.uses.update(_WORD.findall(line))
     u.uses -= u.defines
 
 
