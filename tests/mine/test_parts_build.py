@@ -71,3 +71,25 @@ def test_a_gold_diff_that_edits_tests_is_labelled_by_its_build(tmp_path: Path) -
     counts = lab.label_examples(examples)
     assert "b/test/test.ml" in examples[0].diff
     assert counts == {"base_green": 1, "target_green": 1}, examples[0].stats
+
+
+def test_a_removed_record_field_travels_with_the_code_that_stops_using_it() -> None:
+    """From a real split of ocaml-base64: part 1 removed ``h``/``h_len`` from a record while
+    code using them stayed for part 2, so part 1 did not build."""
+    from bactrian.mine.parts import plan_parts
+
+    pad = "".join(f"let pad{i} = {i}\n" for i in range(30))
+    old = (
+        "type t = {\n  a : int;\n  mutable h_len : int;\n}\n"
+        + pad
+        + "let get t = t.a\n"
+        + pad.replace("pad", "qad")
+        + "let len t = t.h_len\n"
+    )
+    new = "type t = {\n  a : int;\n}\n" + pad + "let get t = t.a + 1\n" + pad.replace("pad", "qad")
+    new += "let len _ = 0\n"
+    parts = plan_parts({"lib/m.ml": old.encode()}, {"lib/m.ml": new.encode()}, 3, 5)
+    field_part = next(p for p in parts if any(u.a_start < 4 for u in p.units))
+    assert any(u.a_start > 60 for u in field_part.units), [
+        [(u.a_start, u.b_lines) for u in p.units] for p in parts
+    ]
