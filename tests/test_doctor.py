@@ -62,6 +62,28 @@ def test_doctor_widens_the_scope_over_stanzas_and_revisions(tmp_path: Path) -> N
     assert load_scope(repo) == BuildScope(exclude_dirs=["bench", "fuzz"])
 
 
+def test_a_broken_optional_package_beside_the_main_library_is_left_out_by_package(
+    tmp_path: Path,
+) -> None:
+    """From eqaf: ``lib/`` holds the main library and an optional one needing ``cstruct``;
+    excluding ``lib/`` would leave nothing worth building."""
+    from tests.mine.dune_repos import bench_project, git_repo
+
+    files = bench_project()
+    files["lib/dune"] = (
+        "(library (name mylib) (public_name mylib) (modules a))\n"
+        "(library (name mylib_extra) (public_name mylib-extra) (modules extra)"
+        " (libraries core_bench mylib))\n"
+    )
+    files["lib/extra.ml"] = "let y = Mylib.A.x\n"
+    files["mylib-extra.opam"] = ""
+    repo = git_repo(tmp_path / "r", [("initial", files)])
+    d = diagnose(repo, save=False)
+    assert {(c.dir, c.name) for c in d.causes} >= {("lib", "core_bench")}
+    assert d.scope == BuildScope(only_packages=["mylib"], exclude_dirs=["bench"]), d.tried
+    assert d.scope is not None and "lib" not in d.scope.exclude_dirs
+
+
 def test_doctor_on_a_green_build_says_so(tmp_path: Path) -> None:
     repo = dune_repos.view_repo(tmp_path / "r")
     d = diagnose(repo)

@@ -250,11 +250,15 @@ def _widen(scope: BuildScope, causes: list[Cause], index: DuneIndex) -> BuildSco
     extra = suggest_scopes(causes, index)
     if scope.only_packages:
         nxt = next((s for s in extra if s.only_packages), None)
-        if nxt is None:
-            return None
-        keep = sorted(set(scope.only_packages) & set(nxt.only_packages))
-        return BuildScope(only_packages=keep) if keep and keep != scope.only_packages else None
-    nxt = next((s for s in extra if s.exclude_dirs), None)
+        if nxt is not None:
+            keep = sorted(set(scope.only_packages) & set(nxt.only_packages))
+            dirs = sorted(set(scope.exclude_dirs) | set(nxt.exclude_dirs))
+        else:  # what still fails belongs to no package: leave its directories out
+            keep = list(scope.only_packages)
+            dirs = sorted(set(scope.exclude_dirs) | {c.dir for c in causes if c.dir})
+        wider = BuildScope(only_packages=keep, exclude_dirs=dirs)
+        return wider if keep and wider != scope else None
+    nxt = next((s for s in extra if s.exclude_dirs and not s.only_packages), None)
     if nxt is None:
         return None
     dirs = sorted(set(scope.exclude_dirs) | set(nxt.exclude_dirs))
