@@ -183,10 +183,9 @@ def explain_red(log: str, tree: Path | None = None) -> tuple[list[Cause], list[B
     snapshotter and the labeller say without building again."""
     causes = red_causes(log)
     index = DuneIndex.from_dir(tree) if tree is not None and is_dune_project(tree) else None
-    if index is None:
-        return causes, [BuildScope(exclude_dirs=sorted({c.dir for c in causes if c.dir}))] if any(
-            c.dir for c in causes
-        ) else []
+    if index is None:  # no stanzas to look at: leave out what misses a dependency only
+        dirs = sorted({c.dir for c in causes if c.dir and c.kind != "error"})
+        return causes, [BuildScope(exclude_dirs=dirs)] if dirs else []
     return causes, suggest_scopes(causes, index)
 
 
@@ -194,8 +193,12 @@ def hint_line(log: str, tree: Path | None, target: str) -> str:
     """One line: the first cause and the suggested scope, pointing at ``bactrian doctor``."""
     causes, scopes = explain_red(log, tree)
     cause = causes[0].headline() if causes else "see the build log"
-    scope = f"; try the scope {scopes[0].describe()}" if scopes else ""
-    return f"{cause}{scope} (`bactrian doctor {target}` checks it and saves it)"
+    if not scopes:
+        return f"{cause} (no scope leaves it out: the code itself does not build there)"
+    return (
+        f"{cause}; try the scope {scopes[0].describe()} "
+        f"(`bactrian doctor {target}` checks it and saves it)"
+    )
 
 
 def _export(target: Path, rev: str | None, dest: Path) -> None:

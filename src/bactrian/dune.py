@@ -624,7 +624,15 @@ def suggest_scopes(causes: list[Cause], index: DuneIndex) -> list[BuildScope]:
        directories of failing stanzas that belong to no package excluded — so a broken
        optional package in ``lib/`` (``eqaf-cstruct`` needing ``cstruct``) does not take the
        main library in ``lib/`` with it;
-    2. every failing directory excluded."""
+    2. every failing directory excluded.
+
+    A compile error in a library is the code itself, not an optional part: no scope is
+    suggested for it (tests, benchmarks and executables with errors may be left out)."""
+    causes = [
+        c
+        for c in causes
+        if c.kind != "error" or not any(x.kind == "library" for x in failing_components(c, index))
+    ]
     bad_dirs = sorted({c.dir for c in causes if c.dir or c.file})
     if not bad_dirs:
         return []

@@ -156,7 +156,7 @@ class Labeller:
         from bactrian.buildstatus.diagnostics import parse_ocaml
         from bactrian.doctor import hint_line
 
-        output = message.split("Output:\n", 1)[-1]
+        output = message.split("Output:\n", 1)[-1].split("\nFix the base or pass", 1)[0]
         diags = parse_ocaml(output)
         first = diags[0].headline() if diags else _first_line(output)
         owner = what.split("@", 1)[0]
