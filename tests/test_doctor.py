@@ -152,3 +152,15 @@ def test_the_snapshotter_warns_once_and_its_probe_honours_the_scope(
     snap = take_snapshot(ws, config=cfg)
     assert snap.build.state.value == "green", snap.build.log
     assert "@lib/check" in snap.build.command and "@test/check" in snap.build.command
+
+
+def test_doctor_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
+    repo = dune_repos.bench_repo(tmp_path / "r")
+    for args, want in (
+        ([str(repo), "--rev", "v9.9"], f"no revision 'v9.9' in {repo}"),
+        ([str(tmp_path / "missing")], "does not exist"),
+        ([str(tmp_path)], "has no dune-project at its root"),
+    ):
+        res = CliRunner().invoke(cli, ["doctor", *args])
+        assert res.exit_code == 1 and want in res.output, res.output
+        assert "Traceback" not in res.output

@@ -211,8 +211,20 @@ def _export(target: Path, rev: str | None, dest: Path) -> None:
             raise WorkspaceError(
                 f"{target} is not a git or Mercurial repository, so --rev cannot be used."
             )
+        want = rev or ("HEAD" if kind == "git" else ".")
+        probe = (
+            ["git", "-C", str(target), "rev-parse", "--verify", "--quiet", f"{want}^{{commit}}"]
+            if kind == "git"
+            else ["hg", "-R", str(target), "log", "-r", want, "-T", "{node}"]
+        )
+        try:
+            vcs.run_vcs(probe, target, error=WorkspaceError)
+        except WorkspaceError:
+            raise WorkspaceError(
+                f"no revision {want!r} in {target}. Pass a commit, tag or branch it has."
+            ) from None
         dest.mkdir(parents=True)
-        vcs.archive(target, kind, rev or ("HEAD" if kind == "git" else "."), dest)
+        vcs.archive(target, kind, want, dest)
     else:
         copy_tree(target, dest)
 
