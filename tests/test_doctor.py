@@ -40,6 +40,50 @@ def test_doctor_prefers_only_packages_when_the_broken_part_is_a_package(tmp_path
     assert d.saved_to is None and load_scope(repo) is None
 
 
+def test_doctor_widens_the_scope_over_stanzas_and_revisions(tmp_path: Path) -> None:
+    """dune stops at the first broken stanza: fuzz/ shows only once bench/ is left out; the
+    saved scope covers every revision given."""
+    from tests.mine.dune_repos import bench_project, git_repo
+
+    files = bench_project(fuzz=True)
+    repo = git_repo(
+        tmp_path / "r",
+        [
+            ("initial", files),
+            ("drop the fuzzers", {"fuzz/dune": None, "fuzz/f.ml": None}),
+        ],
+    )
+    d = diagnose(repo, rev="HEAD~1", save=False)
+    assert {c.name for c in d.causes} == {"core_bench", "crowbar"}
+    assert d.scope == BuildScope(exclude_dirs=["bench", "fuzz"])
+    res = CliRunner().invoke(cli, ["doctor", str(repo), "--rev", "HEAD", "--rev", "HEAD~1"])
+    assert res.exit_code == 0, res.output
+    assert "scope for every revision: --exclude-dir bench --exclude-dir fuzz" in res.output
+    assert load_scope(repo) == BuildScope(exclude_dirs=["bench", "fuzz"])
+
+
+def test_a_broken_optional_package_beside_the_main_library_is_left_out_by_package(
+    tmp_path: Path,
+) -> None:
+    """From eqaf: ``lib/`` holds the main library and an optional one needing ``cstruct``;
+    excluding ``lib/`` would leave nothing worth building."""
+    from tests.mine.dune_repos import bench_project, git_repo
+
+    files = bench_project()
+    files["lib/dune"] = (
+        "(library (name mylib) (public_name mylib) (modules a))\n"
+        "(library (name mylib_extra) (public_name mylib-extra) (modules extra)"
+        " (libraries core_bench mylib))\n"
+    )
+    files["lib/extra.ml"] = "let y = Mylib.A.x\n"
+    files["mylib-extra.opam"] = ""
+    repo = git_repo(tmp_path / "r", [("initial", files)])
+    d = diagnose(repo, save=False)
+    assert {(c.dir, c.name) for c in d.causes} >= {("lib", "core_bench")}
+    assert d.scope == BuildScope(only_packages=["mylib"], exclude_dirs=["bench"]), d.tried
+    assert d.scope is not None and "lib" not in d.scope.exclude_dirs
+
+
 def test_doctor_on_a_green_build_says_so(tmp_path: Path) -> None:
     repo = dune_repos.view_repo(tmp_path / "r")
     d = diagnose(repo)
@@ -109,3 +153,15 @@ def test_the_snapshotter_warns_once_and_its_probe_honours_the_scope(
     snap = take_snapshot(ws, config=cfg)
     assert snap.build.state.value == "green", snap.build.log
     assert "@lib/check" in snap.build.command and "@test/check" in snap.build.command
+
+
+def test_doctor_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
+    repo = dune_repos.bench_repo(tmp_path / "r")
+    for args, want in (
+        ([str(repo), "--rev", "v9.9"], f"no revision 'v9.9' in {repo}"),
+        ([str(tmp_path / "missing")], "does not exist"),
+        ([str(tmp_path)], "has no dune-project at its root"),
+    ):
+        res = CliRunner().invoke(cli, ["doctor", *args])
+        assert res.exit_code == 1 and want in res.output, res.output
+        assert "Traceback" not in res.output

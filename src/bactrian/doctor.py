@@ -183,10 +183,9 @@ def explain_red(log: str, tree: Path | None = None) -> tuple[list[Cause], list[B
     snapshotter and the labeller say without building again."""
     causes = red_causes(log)
     index = DuneIndex.from_dir(tree) if tree is not None and is_dune_project(tree) else None
-    if index is None:
-        return causes, [BuildScope(exclude_dirs=sorted({c.dir for c in causes if c.dir}))] if any(
-            c.dir for c in causes
-        ) else []
+    if index is None:  # no stanzas to look at: leave out what misses a dependency only
+        dirs = sorted({c.dir for c in causes if c.dir and c.kind != "error"})
+        return causes, [BuildScope(exclude_dirs=dirs)] if dirs else []
     return causes, suggest_scopes(causes, index)
 
 
@@ -194,8 +193,12 @@ def hint_line(log: str, tree: Path | None, target: str) -> str:
     """One line: the first cause and the suggested scope, pointing at ``bactrian doctor``."""
     causes, scopes = explain_red(log, tree)
     cause = causes[0].headline() if causes else "see the build log"
-    scope = f"; try the scope {scopes[0].describe()}" if scopes else ""
-    return f"{cause}{scope} (`bactrian doctor {target}` checks it and saves it)"
+    if not scopes:
+        return f"{cause} (no scope leaves it out: the code itself does not build there)"
+    return (
+        f"{cause}; try the scope {scopes[0].describe()} "
+        f"(`bactrian doctor {target}` checks it and saves it)"
+    )
 
 
 def _export(target: Path, rev: str | None, dest: Path) -> None:
@@ -208,8 +211,20 @@ def _export(target: Path, rev: str | None, dest: Path) -> None:
             raise WorkspaceError(
                 f"{target} is not a git or Mercurial repository, so --rev cannot be used."
             )
+        want = rev or ("HEAD" if kind == "git" else ".")
+        probe = (
+            ["git", "-C", str(target), "rev-parse", "--verify", "--quiet", f"{want}^{{commit}}"]
+            if kind == "git"
+            else ["hg", "-R", str(target), "log", "-r", want, "-T", "{node}"]
+        )
+        try:
+            vcs.run_vcs(probe, target, error=WorkspaceError)
+        except WorkspaceError:
+            raise WorkspaceError(
+                f"no revision {want!r} in {target}. Pass a commit, tag or branch it has."
+            ) from None
         dest.mkdir(parents=True)
-        vcs.archive(target, kind, rev or ("HEAD" if kind == "git" else "."), dest)
+        vcs.archive(target, kind, want, dest)
     else:
         copy_tree(target, dest)
 
@@ -250,11 +265,15 @@ def _widen(scope: BuildScope, causes: list[Cause], index: DuneIndex) -> BuildSco
     extra = suggest_scopes(causes, index)
     if scope.only_packages:
         nxt = next((s for s in extra if s.only_packages), None)
-        if nxt is None:
-            return None
-        keep = sorted(set(scope.only_packages) & set(nxt.only_packages))
-        return BuildScope(only_packages=keep) if keep and keep != scope.only_packages else None
-    nxt = next((s for s in extra if s.exclude_dirs), None)
+        if nxt is not None:
+            keep = sorted(set(scope.only_packages) & set(nxt.only_packages))
+            dirs = sorted(set(scope.exclude_dirs) | set(nxt.exclude_dirs))
+        else:  # what still fails belongs to no package: leave its directories out
+            keep = list(scope.only_packages)
+            dirs = sorted(set(scope.exclude_dirs) | {c.dir for c in causes if c.dir})
+        wider = BuildScope(only_packages=keep, exclude_dirs=dirs)
+        return wider if keep and wider != scope else None
+    nxt = next((s for s in extra if s.exclude_dirs and not s.only_packages), None)
     if nxt is None:
         return None
     dirs = sorted(set(scope.exclude_dirs) | set(nxt.exclude_dirs))
@@ -346,7 +365,7 @@ def diagnose_revisions(
     saved = None
     if save and all(d.state != "unknown" for d in diags):
         if scope is not None:
-            note = "; ".join(c.headline() for d in diags for c in d.causes)
+            note = "; ".join(dict.fromkeys(c.headline() for d in diags for c in d.causes))
             saved = str(save_scope(target, scope, note=note))
         elif all(d.state == "green" for d in diags):
             saved = str(save_scope(target, BuildScope(), note="default build is green"))

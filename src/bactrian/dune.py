@@ -38,6 +38,14 @@ STANZAS = {
 }
 
 
+DUNE_PROJECT = "dune-project"
+
+
+def lists_dune_project(paths: Iterable[str]) -> bool:
+    """:func:`is_dune_project` on a tree's file list (a revision, a snapshot)."""
+    return DUNE_PROJECT in set(paths)
+
+
 def is_dune_file(path: str) -> bool:
     return posixpath.basename(path) == "dune"
 
@@ -484,7 +492,10 @@ def red_causes(output: str) -> list[Cause]:
     for d in parse_ocaml(output):
         if d.severity.value != "error":
             continue
-        first = d.message.strip().splitlines()[0] if d.message.strip() else ""
+        first = " ".join(d.message.split())[:200]
+        m0 = _MISSING_LIB.search(d.message) or _MISSING_PROG.search(d.message)
+        if m0:
+            first = m0[0] + "."
         file = strip_build_dir(d.file)
         dir_ = posixpath.dirname(file)
         m = _MISSING_LIB.search(d.message)
@@ -593,21 +604,53 @@ class BuildScope:
         return shlex.join(argv) + " 2>&1"
 
 
+def failing_components(cause: Cause, index: DuneIndex) -> list[Component]:
+    """The stanzas a cause is about: those of its directory that name the missing library
+    (or program), else every stanza of the directory."""
+    here = [c for c in index.components if c.dir == cause.dir]
+    if cause.name:
+        named = [c for c in here if cause.name in c.libraries]
+        if named:
+            return named
+    return here
+
+
 def suggest_scopes(causes: list[Cause], index: DuneIndex) -> list[BuildScope]:
-    """Scopes that leave out what ``causes`` name, best first: ``--only-packages`` when every
-    failing stanza belongs to a package and others remain, then the failing directories
-    excluded."""
+    """Scopes that leave out what ``causes`` name, best first:
+
+    1. the failing stanzas' packages left out (``--only-packages`` the others) and the
+       directories of failing stanzas that belong to no package excluded — so a broken
+       optional package in ``lib/`` (``eqaf-cstruct`` needing ``cstruct``) does not take the
+       main library in ``lib/`` with it;
+    2. every failing directory excluded.
+
+    A compile error in a library is the code itself, not an optional part: no scope is
+    suggested for it (tests, benchmarks and executables with errors may be left out)."""
+    causes = [
+        c
+        for c in causes
+        if c.kind != "error" or not any(x.kind == "library" for x in failing_components(c, index))
+    ]
     bad_dirs = sorted({c.dir for c in causes if c.dir or c.file})
     if not bad_dirs:
         return []
     out: list[BuildScope] = []
-    bad_comps = [c for c in index.components if c.dir in bad_dirs]
-    bad_pkgs = {c.package for c in bad_comps}
-    if bad_comps and None not in bad_pkgs:
-        keep = sorted(index.packages() - {p for p in bad_pkgs if p})
-        if keep:
-            out.append(BuildScope(only_packages=keep))
-    tops = [d for d in bad_dirs if d and not any(d.startswith(o + "/") for o in bad_dirs if o)]
-    if tops:
+    bad_pkgs: set[str] = set()
+    loose_dirs: set[str] = set()
+    for cause in causes:
+        comps = failing_components(cause, index)
+        if comps and all(c.package for c in comps):
+            bad_pkgs |= {c.package for c in comps if c.package}
+        else:
+            loose_dirs.add(cause.dir)
+    keep = sorted(index.packages() - bad_pkgs)
+    if bad_pkgs and keep:
+        out.append(BuildScope(only_packages=keep, exclude_dirs=_tops(sorted(loose_dirs))))
+    tops = _tops(bad_dirs)
+    if tops and BuildScope(exclude_dirs=tops) not in out:
         out.append(BuildScope(exclude_dirs=tops))
     return out
+
+
+def _tops(dirs: list[str]) -> list[str]:
+    return [d for d in dirs if d and not any(d.startswith(o + "/") for o in dirs if o)]

@@ -205,7 +205,7 @@ def signature_repo(root: Path) -> Path:
     )
 
 
-def bench_project(package_bench: bool = False) -> Files:
+def bench_project(package_bench: bool = False, fuzz: bool = False) -> Files:
     bench = "(executable (name b) (libraries core_bench mylib))\n"
     if package_bench:
         bench = "(executable (name b) (public_name b) (package mylib-bench) (libraries core_bench mylib))\n"
@@ -221,6 +221,9 @@ def bench_project(package_bench: bool = False) -> Files:
     }
     if package_bench:
         files["mylib-bench.opam"] = ""
+    if fuzz:
+        files["fuzz/dune"] = "(executable (name f) (libraries crowbar mylib))\n"
+        files["fuzz/f.ml"] = "let () = ignore Mylib.A.x\n"
     return files
 
 

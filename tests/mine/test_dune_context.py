@@ -111,3 +111,23 @@ def test_diagnostics_in_ocamllex_output_map_back_to_the_mll(tmp_path: Path) -> N
     )
     choice = ctx.choose(["lib/read.ml"])
     assert "lib/read.mll" in choice.files and "other/read.ml" not in choice.files
+
+
+def test_a_new_directory_gets_the_interfaces_of_the_library_it_uses(tmp_path: Path) -> None:
+    from tests.mine.dune_repos import SAME_NAMES, git_repo
+
+    repo = git_repo(
+        tmp_path / "r",
+        [
+            ("initial", SAME_NAMES),
+            (
+                "add a tool",
+                {
+                    "tool/dune": "(executable (name main) (libraries lib_a))\n",
+                    "tool/main.ml": "let () = print_int (Lib_a.Util.double 21)\n",
+                },
+            ),
+        ],
+    )
+    (ex,) = mine_history(repo, "HEAD~1..HEAD", MineConfig())[0]
+    assert sorted(ex.context["files"]) == ["lib_a/util.mli"]

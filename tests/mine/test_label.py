@@ -56,3 +56,32 @@ def test_mine_label_flag_records_build_states(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     ex = json.loads(res.output)["examples"][0]
     assert (ex["stats"]["base_build"], ex["stats"]["target_build"]) == ("green", "green")
+
+
+def test_timeline_episodes_are_labelled_on_their_snapshot_trees(tmp_path: Path) -> None:
+    """A red → green fix from a real snapshot timeline: its base (the red snapshot) builds red
+    with the recorded error, its gold diff green — through one warm tree per base."""
+    from bactrian.mine.label import Labeller
+    from bactrian.mine.timeline import mine_store
+    from bactrian.snapshot import load_config, open_store
+    from bactrian.snapshot.take import take_snapshot
+
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    (ws / "dune-project").write_text("(lang dune 2.9)\n")
+    (ws / "src" / "dune").write_text("(library (name lab))\n")
+    cfg = load_config()
+    for text in ("let one = 1\n", 'let one = 1 + "x"\n', "let one = 1 + 1\n"):
+        (ws / "src" / "a.ml").write_text(text)
+        take_snapshot(ws, config=cfg)
+    store = open_store(ws, cfg)
+    try:
+        examples, _ = mine_store(store)
+    finally:
+        store.close()
+    fix = next(e for e in examples if e.kind == "fix")
+    lab = Labeller()
+    lab.label_examples([fix])
+    assert (fix.stats["base_build"], fix.stats["target_build"]) == ("red", "green")
+    assert fix.stats["base_diagnostics"][0]["file"] == "src/a.ml"
+    assert lab.warm_trees == 1

@@ -28,6 +28,7 @@ from bactrian.dune import (
     Component,
     DuneIndex,
     capitalized,
+    lists_dune_project,
     map_line,
     regenerate,
     strip_build_dir,
@@ -169,7 +170,7 @@ class TreeContext:
         self._read = read
         self._cache: FileMap = {}
         self.index: DuneIndex | None = None
-        if "dune-project" in self.existing:
+        if lists_dune_project(self.existing):
             self.index = DuneIndex.from_reader(self.paths, self.read)
 
     def read(self, paths: list[str]) -> FileMap:
@@ -256,6 +257,9 @@ class TreeContext:
                 next((g for g, src in index.generated.items() if src == s), "")
             )
             if comp is None or mod is None:
+                # a file of a stanza the base does not have yet (a new directory): the
+                # libraries the change names (``Lib.Mod``, or ``Lib``'s main module)
+                named += self._libraries_named(words)
                 continue
             siblings += index.module_files(comp, mod)
             for other in sorted(comp.modules - {mod}):
@@ -263,6 +267,25 @@ class TreeContext:
                     named += _interface_first(index.module_files(comp, other))
             tests += self._users(comp, mod)
         return [siblings, named, tests]
+
+    def _libraries_named(self, words: set[str]) -> list[str]:
+        """Interfaces of the libraries ``words`` name: their main module (a library ``foo``
+        with a ``foo.ml``) and the modules named next to them."""
+        assert self.index is not None
+        out: list[str] = []
+        for lib in self.index.components:
+            if lib.kind != "library":
+                continue
+            caps = {capitalized(n.replace("-", "_").split(".")[-1]) for n in lib.library_names()}
+            if not caps & words:
+                continue
+            main = {n.lower() for n in caps} & lib.modules
+            for m in sorted(main):
+                out += _interface_first(self.index.module_files(lib, m))
+            for m in sorted(lib.modules - main):
+                if capitalized(m) in words:
+                    out += _interface_first(self.index.module_files(lib, m))
+        return out
 
     def _users(self, comp: Component, mod: str) -> list[str]:
         """Files of the stanzas that depend on ``comp``'s library (tests first) and use

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bactrian.dataset.example import Example
-from bactrian.dune import BuildScope
+from bactrian.dune import BuildScope, lists_dune_project
 from bactrian.errors import BactrianError, BaseNotGreenError
 
 
@@ -83,7 +83,9 @@ class Labeller:
 
         self.scope = scope
         self.build_cmd = build_cmd
-        self.config = config or CESConfig.load(workers=1)
+        # "trust": a gold diff's own test edits are the change, not an attack (the test
+        # stage is off anyway; this keeps the CES from failing a diff for touching tests)
+        self.config = config or CESConfig.load(workers=1, edits_tests_policy="trust")
         self.backend_name = backend
         self.timeout_s = timeout_s
         self.red_bases: list[dict[str, str]] = []
@@ -102,7 +104,7 @@ class Labeller:
         command), tests off. ``None`` when nothing knows how to build it."""
         if self.build_cmd:
             return {"typecheck": self.build_cmd, "build": "", "test": ""}
-        if "dune-project" not in files:
+        if not lists_dune_project(files):
             return None
         scope = self.scope or self._saved_scope(owner) or BuildScope()
         jobs = self.config.resolved_build_jobs()
@@ -154,7 +156,7 @@ class Labeller:
         from bactrian.buildstatus.diagnostics import parse_ocaml
         from bactrian.doctor import hint_line
 
-        output = message.split("Output:\n", 1)[-1]
+        output = message.split("Output:\n", 1)[-1].split("\nFix the base or pass", 1)[0]
         diags = parse_ocaml(output)
         first = diags[0].headline() if diags else _first_line(output)
         owner = what.split("@", 1)[0]
@@ -278,6 +280,8 @@ def label_examples(
     trees, else the CES's own work dir. Returns counts like ``{"base_green": 3, ...}``."""
     from bactrian.ces.config import CESConfig
 
-    cfg = config or CESConfig.load(workers=1, **({"work_dir": work} if work else {}))
+    cfg = config or CESConfig.load(
+        workers=1, edits_tests_policy="trust", **({"work_dir": work} if work else {})
+    )
     labeller = Labeller(scope=scope, build_cmd=build_cmd, config=cfg, timeout_s=timeout_s)
     return labeller.label_examples(list(examples))

@@ -7,10 +7,15 @@ Units are the change blocks of each file (nearby blocks merged). Units are group
 - otherwise, blocks that depend on each other stay together: a block that defines a name
   (``let``/``val``/``type``/``module``/``exception``) and the blocks that use it;
 
-and ordered so that a module comes before the modules that use it. Groups are then packed
-greedily, in order, into parts within the limits. Each part's diff is rendered between the
-tree with the earlier parts applied and the tree with this one applied too, so the parts
-apply in order and together reconstruct the whole change exactly.
+and ordered by real dependencies: build files (``dune``, ``*.opam``) first, a module before
+the modules that use it (by module name, aliases included: ``module View = View`` uses
+``View``; or by a value another module's change defines), within a module interfaces with
+their implementations, tests after what they test. Groups are then packed greedily, in order,
+into parts within the limits; a part still over them cuts the chain there
+(:func:`cut_chain`). Each part's diff is rendered between the tree with the earlier parts
+applied and the tree with this one applied too, so the parts apply in order and together
+reconstruct the whole change exactly. With build labels on, :mod:`bactrian.mine.vcs` builds
+every part and merges or drops those that do not build.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ MERGE_GAP = 3  # change blocks closer than this (in lines) are one unit
 DEFINITION = re.compile(
     r"^\s*(?:let(?:\s+rec)?|and|val|external|type(?:\s+nonrec)?|module(?:\s+type)?|exception)"
     r"\s+(?:\([^)]*\)\s*|'\w+\s+|\([^)]*\)\s+)?([A-Za-z_][\w']*)"
+)
+# record fields (``; mutable h_len : int``) and variant constructors (``| Eof of int``) are
+# definitions too: a block that removes a field goes with the blocks that stop using it
+FIELD_OR_CONSTRUCTOR = re.compile(
+    r"^\s*(?:[;{]\s*)?(?:mutable\s+)?([a-z_][\w']*)\s*:(?!=)|^\s*\|\s*([A-Z][\w']*)\b(?!\s*->)"
 )
 _WORD = re.compile(r"[A-Za-z_][\w']*")
 
@@ -103,21 +113,27 @@ def _text_lines_safe(data: bytes | None) -> list[str]:
     return _text_lines(data)
 
 
+def _definitions(line: str) -> list[str]:
+    m = DEFINITION.match(line)
+    if m:
+        return [m.group(1)]
+    f = FIELD_OR_CONSTRUCTOR.match(line)
+    return [g for g in f.groups() if g] if f else []
+
+
 def _annotate(u: Unit, old_part: list[str]) -> None:
     for line in u.b_lines:
-        m = DEFINITION.match(line)
-        if m:
-            u.defines.add(m.group(1))
+        u.defines.update(_definitions(line))
     for line in u.b_lines:
         u.uses.update(_WORD.findall(line))
         # ``module View = View`` defines View *and* uses the module View: module names are
         # kept apart for ordering modules
         u.modules_used.update(w for w in _WORD.findall(line) if w[:1].isupper())
-    # removing a definition also affects its users
+    # removing a definition also affects its users, and a block that stops using a name
+    # goes with the block that changes what the name is
     for line in old_part:
-        m = DEFINITION.match(line)
-        if m:
-            u.defines.add(m.group(1))
+        u.defines.update(_definitions(line))
+        u.uses.update(_WORD.findall(line))
     u.uses -= u.defines
 
 
