@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from tqdm import tqdm
+
 T = TypeVar("T")
 
 
@@ -31,7 +33,6 @@ def progress(
     if not enabled():
         yield from items
         return
-    from tqdm import tqdm
 
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,6 @@ def _action_argv(action: list[Sexp], path: str) -> str | None:
 
 
 def _ocaml_version() -> str:
-    import subprocess
 
     try:
         return subprocess.run(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bactrian.ces.isolation import overlay_unavailable
 from bactrian.config import data_dir, load_section
 from bactrian.errors import ConfigError
 
@@ -159,6 +160,5 @@ class CESConfig:
     def resolved_isolation(self) -> str:
         if self.isolation != "auto":
             return self.isolation
-        from bactrian.ces.isolation import overlay_unavailable
 
         return "overlay" if overlay_unavailable() is None else "reset"

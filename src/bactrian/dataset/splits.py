@@ -25,6 +25,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from bactrian.dataset.example import SCHEMA_VERSION, Example
 from bactrian.diffs import apply_patch, normalised_hash
 from bactrian.errors import DiffError, MiningError
 from bactrian.extras import require
+from bactrian.progress import progress
 from bactrian.snapshot import Store, load_config
 
 SPLITS = ("train", "rl", "heldout")
@@ -87,7 +89,6 @@ def _norm_source(s: str) -> str:
 def parse_time(text: str) -> float:
     """A time given by a user: seconds since the epoch, or an ISO date / date and time
     (UTC when no zone is given)."""
-    from datetime import UTC, datetime
 
     try:
         return float(text)
@@ -304,7 +305,6 @@ def _counts(examples: list[Example]) -> dict[str, Any]:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    from bactrian.progress import progress
 
     with path.open("w") as fh:
         for row in progress(rows, f"writing {path.name}", "example"):

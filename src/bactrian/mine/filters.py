@@ -20,6 +20,7 @@ from bactrian.dataset.example import Example
 from bactrian.diffs import FilePatch
 from bactrian.mine.config import MineConfig
 from bactrian.mine.patchview import added, as_patch, changed_lines, without_files
+from bactrian.mine.prompts import instruction
 from bactrian.mine.textdiff import exact_hash, normalised_hash
 
 Filter = Callable[[Example, MineConfig], str | None]
@@ -251,7 +252,6 @@ SAMPLE_SIZE = 20
 
 
 def _sample_row(ex: Example) -> dict[str, str]:
-    from bactrian.mine.prompts import instruction
 
     return {
         "id": ex.id,

@@ -20,9 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bactrian.buildstatus.diagnostics import parse_ocaml
+from bactrian.ces.api import get_backend
+from bactrian.ces.config import CESConfig
+from bactrian.ces.contract import BaseSpec, Job
 from bactrian.dataset.example import Example
+from bactrian.dataset.splits import materialize_base
 from bactrian.dune import BuildScope, lists_dune_project
 from bactrian.errors import BactrianError, BaseNotGreenError
+from bactrian.mine.filemap import apply_to_map
+from bactrian.mine.textdiff import render, split_files
+from bactrian.mine.vcs import open_vcs
+from bactrian.scopes import hint_line, load_scope, tree_files
 
 
 @dataclass
@@ -79,7 +88,6 @@ class Labeller:
         backend: str = "local",
         timeout_s: float | None = None,
     ) -> None:
-        from bactrian.ces.config import CESConfig
 
         self.scope = scope
         self.build_cmd = build_cmd
@@ -95,7 +103,6 @@ class Labeller:
 
     # ------------------------------------------------------------ the CES
     def _backend(self) -> Any:
-        from bactrian.ces.api import get_backend
 
         return get_backend(self.backend_name, self.config)
 
@@ -116,7 +123,6 @@ class Labeller:
 
     @staticmethod
     def _saved_scope(owner: str) -> BuildScope | None:
-        from bactrian.doctor import load_scope
 
         try:
             return load_scope(owner) if owner else None
@@ -125,7 +131,6 @@ class Labeller:
 
     def states(self, spec: Any, diffs: list[str], *, what: str) -> tuple[Label, list[Label]]:
         """Warm ``spec`` (one tree), then each diff as a job against it."""
-        from bactrian.ces.contract import Job
 
         be = self._backend()
         base = Label("green")
@@ -153,8 +158,6 @@ class Labeller:
         return base, [label_from_verdict(v) for v in verdicts]
 
     def _red_base(self, message: str, what: str) -> Label:
-        from bactrian.buildstatus.diagnostics import parse_ocaml
-        from bactrian.doctor import hint_line
 
         output = message.split("Output:\n", 1)[-1].split("\nFix the base or pass", 1)[0]
         diags = parse_ocaml(output)
@@ -173,7 +176,6 @@ class Labeller:
         return self._vcs_states(reader, commit.parent, diffs)
 
     def _vcs_states(self, reader: Any, rev: str, diffs: list[str]) -> tuple[Label, list[Label]]:
-        from bactrian.ces.contract import BaseSpec
 
         owner = str(reader.repo)
         stages = self.stages(reader.files(rev), owner)
@@ -205,9 +207,6 @@ class Labeller:
         return self.tally(examples)
 
     def _label_vcs(self, kind: str, repo: str, rev: str, exs: list[Example]) -> None:
-        from bactrian.mine.filemap import apply_to_map
-        from bactrian.mine.textdiff import render, split_files
-        from bactrian.mine.vcs import open_vcs
 
         reader = open_vcs(Path(repo), kind)
         diffs: list[str] = []
@@ -234,9 +233,6 @@ class Labeller:
             ex.stats.update({**b.to_stats("base"), **after[tgt_i].to_stats("target")})
 
     def _label_snapshot(self, ex: Example) -> None:
-        from bactrian.ces.contract import BaseSpec
-        from bactrian.dataset.splits import materialize_base
-        from bactrian.doctor import tree_files
 
         tmp = Path(tempfile.mkdtemp(prefix="bactrian-label-"))
         try:
@@ -278,7 +274,6 @@ def label_examples(
 ) -> dict[str, int]:
     """Label ``examples`` (see :class:`Labeller`); ``work`` (optional) holds the CES's
     trees, else the CES's own work dir. Returns counts like ``{"base_green": 3, ...}``."""
-    from bactrian.ces.config import CESConfig
 
     cfg = config or CESConfig.load(
         workers=1, edits_tests_policy="trust", **({"work_dir": work} if work else {})

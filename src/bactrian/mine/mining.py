@@ -20,6 +20,7 @@ from bactrian.mine.timeline import mine_store
 from bactrian.mine.vcs import mine_history
 from bactrian.progress import progress
 from bactrian.rayutil import session
+from bactrian.secrets import example_secret
 from bactrian.snapshot import load_config, open_store
 
 
@@ -108,11 +109,8 @@ def drop_secrets(
     """Drop (and count as ``secret``) every example whose diff or context carries a secret:
     a path matching the snapshotter's ``secret_patterns`` or content that looks like a key or
     token (:mod:`bactrian.secrets`) — the snapshotter's own check, for VCS history too."""
-    from bactrian.secrets import example_secret
 
     if patterns is None:
-        from bactrian.snapshot.config import load_config
-
         patterns = list(load_config().secret_patterns)
     kept = []
     for ex in examples:

@@ -7,8 +7,10 @@ scope ``bactrian doctor`` would suggest. Kept in the store's index metadata
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
+from bactrian.scopes import hint_line
 from bactrian.types import BuildState
 
 log = logging.getLogger("bactrian.snapshot")
@@ -18,9 +20,6 @@ NEVER_GREEN_AFTER = 3
 
 def never_green_message(workspace: Any, snap: Any) -> str:
     """The warning's text for ``snap`` (the latest snapshot) of ``workspace``."""
-    from pathlib import Path
-
-    from bactrian.doctor import hint_line
 
     n = snap.seq
     if snap.build.state is BuildState.UNKNOWN:

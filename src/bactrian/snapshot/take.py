@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bactrian.buildstatus.probe import BuildProbe, choose_probe
+from bactrian.buildstatus.probe import BuildConfig, BuildProbe, choose_probe
 from bactrian.errors import BactrianError, StoreError, WorkspaceError
+from bactrian.scopes import scoped_build_config
 from bactrian.secrets import secret_in_content, secret_name
 from bactrian.snapshot.config import SnapshotConfig, load_config
 from bactrian.snapshot.gitrepo import (
@@ -77,9 +78,6 @@ def resolve_probe(workspace: Path, config: SnapshotConfig) -> BuildProbe:
     ``probe`` (``"none"`` → :class:`NullProbe`)."""
     if config.build_cmd is None and config.probe == "none":
         return NullProbe()
-    from bactrian.buildstatus.probe import BuildConfig
-    from bactrian.doctor import scoped_build_config
-
     return choose_probe(
         workspace,
         probe="command" if config.build_cmd else config.probe,  # build_cmd overrides the probe
