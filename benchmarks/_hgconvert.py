@@ -56,10 +56,11 @@ def hg_range(git_repo: Path, rev_range: str, shamap: dict[str, str]) -> str:
     """The Mercurial revset for a git range (``A..B`` or ``B``) over the converted repo."""
     if ".." in rev_range:
         a, b = re.split(r"\.\.\.?", rev_range, maxsplit=1)
-        ha = shamap[_git(git_repo, "rev-parse", a or "HEAD").strip()]
-        hb = shamap[_git(git_repo, "rev-parse", b or "HEAD").strip()]
+        ha = shamap[_git(git_repo, "rev-parse", (a or "HEAD") + "^{commit}").strip()]
+        hb = shamap[_git(git_repo, "rev-parse", (b or "HEAD") + "^{commit}").strip()]
         return f"only({hb}, {ha})"
-    return f"::{shamap[_git(git_repo, 'rev-parse', rev_range).strip()]}"
+    node = shamap[_git(git_repo, "rev-parse", rev_range + "^{commit}").strip()]
+    return f"::{node}"
 
 
 def best(fn: Any, rounds: int) -> tuple[float, Any]:
