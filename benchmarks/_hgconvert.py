@@ -28,6 +28,8 @@ def convert_to_hg(git_repo: Path, dest: Path, rev: str = "HEAD") -> dict[str, st
             "extensions.convert=",
             "--config",
             "convert.git.committeractions=dropcommitter",
+            "--config",
+            "convert.skiptags=True",
             "convert",
             "-q",
             "--rev",

@@ -14,6 +14,7 @@ from git and from its Mercurial conversion gives the same example ids.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from bactrian.mine.context import decode_files, relevant_files
 from bactrian.mine.parts import split_change
 from bactrian.mine.textdiff import FileMap, render
 from bactrian.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -202,10 +205,19 @@ class HgReader:
         if self._server is None and not self._server_failed:
             try:
                 self._server = vcs.HgCommandServer(self.repo)
-            except OSError:
+            except OSError as exc:
+                log.warning(
+                    "%s: no hg command server (%s); one hg process per query", self.repo, exc
+                )
                 self._server_failed = True
         if self._server is not None:
-            rc, out, err = self._server.run(list(args))
+            try:
+                rc, out, err = self._server.run(list(args))
+            except OSError as exc:  # the server died: a fresh one for the next query
+                log.warning("%s: the hg command server stopped (%s); restarting it", self.repo, exc)
+                self._server.close()
+                self._server = None
+                return _run(["hg", "-R", str(self.repo), *args], self.repo)
             if rc != 0:
                 raise MiningError(
                     f"`hg -R {self.repo} {' '.join(args)}` failed ({rc}): "
@@ -260,13 +272,15 @@ class HgReader:
             if not rec.strip("\0"):
                 continue
             node, p1, p2, date, adds, mods, dels, desc = rec.split("\0", 7)
-            # what changed against the first parent, as `hg status` says (the same query,
-            # answered for the whole range at once)
-            self._changes[node] = (
-                [p for p in adds.split("\x01") if p],
-                [p for p in mods.split("\x01") if p],
-                [p for p in dels.split("\x01") if p],
-            )
+            # what changed against the only parent, as `hg status` says (the same query,
+            # answered for the whole range at once); not for merges, whose file lists hg
+            # gives against both parents
+            if p2 == NULL_HG:
+                self._changes[node] = (
+                    [p for p in adds.split("\x01") if p],
+                    [p for p in mods.split("\x01") if p],
+                    [p for p in dels.split("\x01") if p],
+                )
             self._parents[node] = None if p1 == NULL_HG else p1
             out.append(
                 Commit(
@@ -402,7 +416,9 @@ def mine_history(
         commits = reader.commits(rev_range)
         if squash_range and commits:
             return commit_examples(reader, squash(commits), cfg), skipped
-        for commit in commits:
+        # by commit date (stable): the same order from git and from Mercurial, whose
+        # topological orders of a merged history differ; the earliest of two duplicates wins
+        for commit in sorted(commits, key=lambda c: c.time):
             if commit.merge:
                 skipped["merge"] = skipped.get("merge", 0) + 1
                 continue
