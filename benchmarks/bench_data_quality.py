@@ -294,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("BACTRIAN_DATA_DIR", str(Path(tmp) / "data"))
         if args.repo == "sample":
             repo = sample_history(Path(tmp) / "sample")
+            if args.range == "HEAD":  # the session's steps, not the untouched workspace
+                from bactrian.sample import SESSION
+
+                args.range = f"HEAD~{len(SESSION.steps) - 1}..HEAD"
         else:
             repo = Path(args.repo).expanduser().resolve()
             if not repo.exists():
