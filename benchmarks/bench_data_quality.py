@@ -161,7 +161,8 @@ def measure(
     if label:
         from bactrian.mine.label import label_examples
 
-        chosen = examples[:label_max] if label_max else examples
+        # the latest ones: old history may not build with today's toolchain (jbuild files)
+        chosen = examples[-label_max:] if label_max else examples
         t0 = time.perf_counter()
         label_examples(chosen, work / "label", build_cmd=build_cmd)
         out["label_s"] = time.perf_counter() - t0
@@ -283,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("repo", help="a git/hg repository of a dune project, or `sample`")
     ap.add_argument("range", nargs="?", default="HEAD", help="git range A..B or hg revset")
     ap.add_argument("--label", action="store_true", help="label with real builds")
-    ap.add_argument("--label-max", type=int, default=0, help="label at most this many (0: all)")
+    ap.add_argument(
+        "--label-max", type=int, default=0, help="label only the latest N examples (0: all)"
+    )
     ap.add_argument("--build-cmd", help="build command for --label (default: dune build @check)")
     ap.add_argument("--no-hg", action="store_true", help="skip the Mercurial/git time ratio")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
