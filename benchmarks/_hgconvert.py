@@ -18,9 +18,13 @@ from typing import Any
 HG_ENV = dict(os.environ, HGPLAIN="1", HGUSER="bench <bench@example.com>")
 
 
-def convert_to_hg(git_repo: Path, dest: Path, rev: str = "HEAD") -> dict[str, str]:
-    """Convert ``git_repo`` up to ``rev`` into a new Mercurial repository ``dest``; returns
-    the map git commit → hg node."""
+def convert_to_hg(git_repo: Path, dest: Path, rev: str | list[str] = "HEAD") -> dict[str, str]:
+    """Convert ``git_repo`` up to ``rev`` (one or several revisions) into a new Mercurial
+    repository ``dest``; returns the map git commit → hg node."""
+    revs = [rev] if isinstance(rev, str) else rev
+    rev_args = []
+    for r in revs:
+        rev_args += ["--rev", _git(git_repo, "rev-parse", r + "^{commit}").strip()]
     subprocess.run(
         [
             "hg",
@@ -28,10 +32,11 @@ def convert_to_hg(git_repo: Path, dest: Path, rev: str = "HEAD") -> dict[str, st
             "extensions.convert=",
             "--config",
             "convert.git.committeractions=dropcommitter",
+            "--config",
+            "convert.skiptags=True",
             "convert",
             "-q",
-            "--rev",
-            _git(git_repo, "rev-parse", rev).strip(),
+            *rev_args,
             str(git_repo),
             str(dest),
         ],
@@ -56,10 +61,11 @@ def hg_range(git_repo: Path, rev_range: str, shamap: dict[str, str]) -> str:
     """The Mercurial revset for a git range (``A..B`` or ``B``) over the converted repo."""
     if ".." in rev_range:
         a, b = re.split(r"\.\.\.?", rev_range, maxsplit=1)
-        ha = shamap[_git(git_repo, "rev-parse", a or "HEAD").strip()]
-        hb = shamap[_git(git_repo, "rev-parse", b or "HEAD").strip()]
+        ha = shamap[_git(git_repo, "rev-parse", (a or "HEAD") + "^{commit}").strip()]
+        hb = shamap[_git(git_repo, "rev-parse", (b or "HEAD") + "^{commit}").strip()]
         return f"only({hb}, {ha})"
-    return f"::{shamap[_git(git_repo, 'rev-parse', rev_range).strip()]}"
+    node = shamap[_git(git_repo, "rev-parse", rev_range + "^{commit}").strip()]
+    return f"::{node}"
 
 
 def best(fn: Any, rounds: int) -> tuple[float, Any]:
@@ -78,9 +84,9 @@ def git_vs_hg(git_repo: Path, rev_range: str, work: Path, rounds: int = 1) -> di
     from bactrian.mine.mining import mine_vcs
 
     hg_repo = work / "hg"
-    last = _git(git_repo, "rev-parse", rev_range.split("..")[-1] or "HEAD").strip()
+    ends = [e or "HEAD" for e in re.split(r"\.\.\.?", rev_range)]
     t0 = time.perf_counter()
-    shamap = convert_to_hg(git_repo, hg_repo, last)
+    shamap = convert_to_hg(git_repo, hg_repo, ends)
     t_convert = time.perf_counter() - t0
     revset = hg_range(git_repo, rev_range, shamap)
     cfg = MineConfig()

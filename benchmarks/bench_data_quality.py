@@ -119,6 +119,7 @@ def measure(
     label_max: int,
     hg: bool,
     work: Path,
+    build_cmd: str | None = None,
 ) -> dict[str, Any]:
     from bactrian.mine.vcs import open_vcs
 
@@ -160,9 +161,10 @@ def measure(
     if label:
         from bactrian.mine.label import label_examples
 
-        chosen = examples[:label_max] if label_max else examples
+        # the latest ones: old history may not build with today's toolchain (jbuild files)
+        chosen = examples[-label_max:] if label_max else examples
         t0 = time.perf_counter()
-        label_examples(chosen, work / "label")
+        label_examples(chosen, work / "label", build_cmd=build_cmd)
         out["label_s"] = time.perf_counter() - t0
         out["labelled"] = len(chosen)
         green = [e for e in chosen if e.stats.get("target_build") == "green"]
@@ -282,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("repo", help="a git/hg repository of a dune project, or `sample`")
     ap.add_argument("range", nargs="?", default="HEAD", help="git range A..B or hg revset")
     ap.add_argument("--label", action="store_true", help="label with real builds")
-    ap.add_argument("--label-max", type=int, default=0, help="label at most this many (0: all)")
+    ap.add_argument(
+        "--label-max", type=int, default=0, help="label only the latest N examples (0: all)"
+    )
+    ap.add_argument("--build-cmd", help="build command for --label (default: dune build @check)")
     ap.add_argument("--no-hg", action="store_true", help="skip the Mercurial/git time ratio")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--docs", metavar="NAME", help="record as row NAME in docs/benchmarks.md")
@@ -292,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("BACTRIAN_DATA_DIR", str(Path(tmp) / "data"))
         if args.repo == "sample":
             repo = sample_history(Path(tmp) / "sample")
+            if args.range == "HEAD":  # the session's steps, not the untouched workspace
+                from bactrian.sample import SESSION
+
+                args.range = f"HEAD~{len(SESSION.steps) - 1}..HEAD"
         else:
             repo = Path(args.repo).expanduser().resolve()
             if not repo.exists():
@@ -307,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 label_max=args.label_max,
                 hg=not args.no_hg,
                 work=Path(tmp),
+                build_cmd=args.build_cmd,
             )
         except BactrianError as exc:
             print(f"Error: {exc}")

@@ -133,3 +133,50 @@ def test_hg_without_the_command_server_gives_the_same_examples(tmp_path: Path) -
     assert _same(a) == _same(b) and a
     assert served._server is None
     assert shutil.which("hg")
+
+
+def test_a_merged_history_converted_to_hg_gives_the_same_examples(tmp_path: Path) -> None:
+    """A branch that adds files, merged back: Mercurial lists a merge's files against both
+    parents, so file lists and changes must not be derived from a merge's."""
+    repo = make_git(tmp_path / "g")
+    t = 1_700_100_000
+
+    def commit(msg: str, files: dict[str, str]) -> None:
+        nonlocal t
+        for rel, text in files.items():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (repo / rel).write_text(text)
+        sh(repo, "git", "add", "-A")
+        t += 60
+        env = dict(ENV, GIT_AUTHOR_DATE=f"{t} +0000", GIT_COMMITTER_DATE=f"{t} +0000")
+        sh(repo, "git", "commit", "-q", "-m", msg, env=env)
+
+    sh(repo, "git", "checkout", "-q", "-b", "side")
+    commit("add the side module", {"src/side.ml": "let s = 1\n", "src/side.mli": "val s : int\n"})
+    sh(repo, "git", "checkout", "-q", "main")
+    commit("extend money", {"src/money.ml": "type t = int\nlet zero = 0\n"})
+    t += 60
+    env = dict(ENV, GIT_AUTHOR_DATE=f"{t} +0000", GIT_COMMITTER_DATE=f"{t} +0000")
+    sh(repo, "git", "merge", "-q", "--no-ff", "-m", "merge side", "side", env=env)
+    commit("use side", {"src/side.ml": "let s = 2\n", "src/report.ml": "let r = Side.s\n"})
+    hg = tmp_path / "h"
+    sh(
+        tmp_path,
+        "hg",
+        "--config",
+        "extensions.convert=",
+        "--config",
+        "convert.git.committeractions=dropcommitter",
+        "--config",
+        "convert.skiptags=True",
+        "convert",
+        "-q",
+        str(repo),
+        str(hg),
+    )
+    from_git, skipped = mine_history(repo, "HEAD")
+    from_hg, skipped_hg = mine_history(hg, "all()")
+    assert skipped == skipped_hg == {"merge": 1}
+    assert _same(from_git) == _same(from_hg)
+    last = from_hg[-1]
+    assert "src/side.mli" in last.context["files"], "the merged-in files are in the base"

@@ -14,6 +14,7 @@ from git and from its Mercurial conversion gives the same example ids.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from bactrian.mine.parts import (
 from bactrian.mine.textdiff import FileMap, render
 from bactrian.progress import progress
 from bactrian.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -213,10 +216,19 @@ class HgReader:
         if self._server is None and not self._server_failed:
             try:
                 self._server = vcs.HgCommandServer(self.repo)
-            except OSError:
+            except OSError as exc:
+                log.warning(
+                    "%s: no hg command server (%s); one hg process per query", self.repo, exc
+                )
                 self._server_failed = True
         if self._server is not None:
-            rc, out, err = self._server.run(list(args))
+            try:
+                rc, out, err = self._server.run(list(args))
+            except OSError as exc:  # the server died: a fresh one for the next query
+                log.warning("%s: the hg command server stopped (%s); restarting it", self.repo, exc)
+                self._server.close()
+                self._server = None
+                return _run(["hg", "-R", str(self.repo), *args], self.repo)
             if rc != 0:
                 raise MiningError(
                     f"`hg -R {self.repo} {' '.join(args)}` failed ({rc}): "
@@ -271,13 +283,15 @@ class HgReader:
             if not rec.strip("\0"):
                 continue
             node, p1, p2, date, adds, mods, dels, desc = rec.split("\0", 7)
-            # what changed against the first parent, as `hg status` says (the same query,
-            # answered for the whole range at once)
-            self._changes[node] = (
-                [p for p in adds.split("\x01") if p],
-                [p for p in mods.split("\x01") if p],
-                [p for p in dels.split("\x01") if p],
-            )
+            # what changed against the only parent, as `hg status` says (the same query,
+            # answered for the whole range at once); not for merges, whose file lists hg
+            # gives against both parents
+            if p2 == NULL_HG:
+                self._changes[node] = (
+                    [p for p in adds.split("\x01") if p],
+                    [p for p in mods.split("\x01") if p],
+                    [p for p in dels.split("\x01") if p],
+                )
             self._parents[node] = None if p1 == NULL_HG else p1
             out.append(
                 Commit(
@@ -418,7 +432,10 @@ def mine_history(
         commits = reader.commits(rev_range)
         if squash_range and commits:
             commits = [squash(commits)]
-        for commit in progress(commits, "mining commits", "commit"):
+        # by commit date (stable): the same order from git and from Mercurial, whose
+        # topological orders of a merged history differ; the earliest of two duplicates wins
+        ordered = sorted(commits, key=lambda c: c.time)
+        for commit in progress(ordered, "mining commits", "commit"):
             if commit.merge:
                 skipped["merge"] = skipped.get("merge", 0) + 1
                 continue
