@@ -12,7 +12,8 @@ it twice. Verdicts stay exact per stage:
 Only for the ``dune`` adapter with its own commands for both stages (a base that overrides
 either runs them as given), for jobs without a whole-job ``timeout_s`` (a fused run that used
 up the job's time would leave the staged rerun none, and no stage could be named as the one
-that ran out), and only when ``[ces] fuse_stages`` is on (the default).
+that ran out), and only when ``[ces] fuse_stages`` is on (off by default: a failed fused run leaves what its
+rules wrote in the job's layer for the staged reruns).
 """
 
 from __future__ import annotations

@@ -160,6 +160,24 @@ def test_binds(base: dict[str, Entry], globs: list[str]) -> list[str]:
     return chosen
 
 
+def binds_without(binds: list[str], edited: set[str], base: dict[str, Entry]) -> list[str]:
+    """``binds`` (from :func:`test_binds`) without the ``edited`` paths: a bound directory that
+    holds one of them is split into the base's other files in it."""
+    out: list[str] = []
+    for rel in binds:
+        if rel in edited:
+            continue
+        if not any(e.startswith(rel + "/") for e in edited):
+            out.append(rel)
+            continue
+        out += sorted(
+            f
+            for f, (kind, _) in base.items()
+            if f.startswith(rel + "/") and kind in ("f", "x") and f not in edited
+        )
+    return out
+
+
 class Worker:
     """A warm tree for one base. Not thread-safe: one job at a time (the pool ensures it)."""
 
@@ -369,12 +387,10 @@ class Worker:
                 # the base's test files, bound read-only from the warm tree (never from a path
                 # the job wrote); in the run of the diff's own tests, the ones it edits are its
                 # own (a build that rewrites them is caught by teststage.tampered)
-                own = self._test_run == "diff"
-                readonly = {
-                    rel: self.tree / rel
-                    for rel in self.test_binds
-                    if not (own and rel in self._edited_tests)
-                }
+                binds = self.test_binds
+                if self._test_run == "diff":
+                    binds = binds_without(binds, self._edited_tests, self.base_manifest)
+                readonly = {rel: self.tree / rel for rel in binds}
             bounds = JobBounds(layer=job.layer, cgroup=job.cgroup, readonly=readonly)
         tree = job.tree if job is not None else self.tree
         log.info("%s %s: %s", self.id, stage, cmd)
