@@ -63,6 +63,43 @@ def load_eval_config(**overrides: Any) -> EvalConfig:
     return load_section(EvalConfig, "eval", overrides=overrides)
 
 
+class GoldBackend:
+    """The model ``gold``: answers each example's prompt with its gold diff in the strategy's
+    edit format (the ceiling of a run, and the eval-overhead benchmark's "model")."""
+
+    name = "gold"
+
+    def __init__(self, examples: list[Any], strategy: Strategy) -> None:
+        self._answers = {
+            strategy.render_input(e).messages[-1]["content"]: strategy.target(e) for e in examples
+        }
+        self._strategy = strategy
+
+    def count_tokens(self, text: str) -> int:
+        return (len(text) + 3) // 4
+
+    def generate(
+        self, messages: Any, sampling: Any = None, *, n: int = 1, cancel: Any = None
+    ) -> list[Any]:
+        from bactrian.models import Completion
+
+        text = self._answers.get(messages[-1]["content"], "")
+        usage = {
+            "prompt_tokens": self.count_tokens(messages[-1]["content"]),
+            "completion_tokens": self.count_tokens(text),
+        }
+        return [Completion(text=text, usage=dict(usage), model="gold") for _ in range(n)]
+
+    def close(self) -> None:
+        pass
+
+
+def _gold_model() -> Any:
+    from bactrian.models import ModelConfig
+
+    return ModelConfig(name="gold", backend="gold", max_prompt_tokens=10**9)
+
+
 def eval_prompt(
     ex: Any,
     strategy: Strategy,
@@ -201,7 +238,7 @@ def run_eval(
     )
     if cfg.samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {cfg.samples}.")
-    mcfg = resolve_model(model)
+    mcfg = _gold_model() if model == "gold" else resolve_model(model)
     strat = get_strategy(strategy or mcfg.strategy)
     _, examples = load_dataset(Path(dataset))
     chosen = [e for e in examples if e.split == cfg.split]
@@ -257,6 +294,8 @@ def run_eval(
     echo(f"{left} samples to make and judge ({len(valid) - len(todo)} examples already done)")
     if todo:
         own = backend is None
+        if backend is None and model == "gold":
+            backend = GoldBackend(chosen, strat)
         backend = backend or make_backend(mcfg)
         try:
             _sample_and_judge(
