@@ -174,5 +174,11 @@ def test_unknown_model_and_empty_split_are_clear_errors(dataset: Path, tmp_path:
         ],
     )
     assert res.exit_code == 1 and "no 'train' examples" in res.output
+    res = runner.invoke(
+        cli,
+        ["eval", "run", "--dataset", str(dataset), "--out", str(tmp_path / "o")],
+        env={"BACTRIAN_EVAL_MODEL_POLICY": "trust"},
+    )
+    assert res.exit_code == 1 and "'trust' is refused" in res.output
     res = runner.invoke(cli, ["eval", "report", str(tmp_path / "nothing")])
     assert res.exit_code == 1 and "is not an eval run" in res.output

@@ -57,6 +57,9 @@ class EvalConfig:
     ces_workers: int = 1  # warm trees per base
     stages: dict[str, str] = field(default_factory=dict)  # CES stage command overrides
     seed: int = 0
+    # how the CES treats a sample's edits to test files: "pristine" (the base's tests run
+    # unmodified) or "fail"; never "trust"
+    model_policy: str = "pristine"
 
 
 def load_eval_config(**overrides: Any) -> EvalConfig:
@@ -200,16 +203,23 @@ class _Appender:
             fh.flush()
 
 
-def _ces_config(policy: str | None = None) -> Any:
+def _ces_config(policy: str, *, gold: bool = False) -> Any:
+    """The CES config for model output (``policy``, never ``trust``) or for the gold check
+    (``trust``: the gold diffs are human-written, their own test edits count). The two judge
+    in separate work dirs, so each keeps its own warm pool."""
     from bactrian.ces.config import CESConfig
 
-    cfg = CESConfig.load()
-    if cfg.edits_tests_policy == "trust":
-        # model output is never trusted to edit the tests that judge it
-        cfg = CESConfig.load(edits_tests_policy=CESConfig().edits_tests_policy)
-    if policy:
-        cfg = CESConfig.load(edits_tests_policy=policy)
-    return cfg
+    base = CESConfig.load()
+    if gold:
+        return CESConfig.load(
+            edits_tests_policy="trust", work_dir=base.resolved_work_dir() / "gold-check"
+        )
+    if policy == "trust":
+        raise ConfigError(
+            "[eval] model_policy = 'trust' is refused: model output never edits the tests that "
+            "judge it. Use 'pristine' (the base's tests, the diff's test edits undone) or 'fail'."
+        )
+    return CESConfig.load(edits_tests_policy=policy)
 
 
 def run_eval(
@@ -236,6 +246,7 @@ def run_eval(
     cfg = load_eval_config(
         split=split, samples=samples, temperature=temperature, max_tokens=max_tokens
     )
+    _ces_config(cfg.model_policy)  # refuse "trust" before any work
     if cfg.samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {cfg.samples}.")
     mcfg = _gold_model() if model == "gold" else resolve_model(model)
@@ -310,6 +321,7 @@ def run_eval(
                 done,
                 results_path,
                 progress,
+                gold,
             )
         finally:
             if own:
@@ -335,11 +347,11 @@ def _base(ex: Any, root: Path, cfg: EvalConfig) -> Any:
     return BaseSpec(source=str(dest), stages=dict(cfg.stages), require_green=ex.kind != "fix")
 
 
-def _judge(jobs: list[Any], retries: int) -> list[Any]:
+def _judge(jobs: list[Any], retries: int, config: Any) -> list[Any]:
     """CES verdicts for ``jobs``; those with an infrastructure error are retried."""
     from bactrian.ces.api import get_backend
 
-    be = get_backend("local", _ces_config())
+    be = get_backend("local", config)
     verdicts = list(be.evaluate(jobs))
     for _ in range(retries):
         again = [i for i, v in enumerate(verdicts) if v.error]
@@ -372,13 +384,16 @@ def _gold_check(
             )
             todo.append(ex)
     if jobs:
-        verdicts = _judge(jobs, cfg.ces_retries)
+        verdicts = _judge(jobs, cfg.ces_retries, _ces_config(cfg.model_policy, gold=True))
         app = _Appender(path)
         for ex, v in zip(todo, verdicts, strict=True):
             row = {
                 "example": ex.id,
                 "kind": ex.kind,
                 "diff_hash": diff_hash(ex.diff),
+                # the gold diff as a model's output parses back to this diff: a sample that
+                # proposes exactly it gets the gold verdict without a second CES run
+                "extracted_hash": diff_hash(get_strategy().parse(ex.diff, ex.files).diff),
                 "ok": bool(v.ok and not v.error),
                 "infra_error": v.error,
                 "furthest": v.furthest,
@@ -407,11 +422,13 @@ def _sample_and_judge(
     done: dict[tuple[str, str, str, int], dict[str, Any]],
     results_path: Path,
     progress: bool,
+    gold: dict[str, dict[str, Any]],
 ) -> None:
     from dataclasses import replace
 
     from bactrian.ces.contract import Job
 
+    ces = _ces_config(cfg.model_policy)
     app = _Appender(results_path)
     prompts = _Appender(results_path.parent / PROMPTS)
     verdict_cache = {
@@ -436,13 +453,22 @@ def _sample_and_judge(
                 row["status"] = "no-edit"
                 continue
             hit = verdict_cache.get((ex.id, row["diff_hash"]))
+            g = gold.get(ex.id)
+            if (
+                hit is None
+                and g
+                and g["ok"]
+                and g.get("extracted_hash") == row["diff_hash"]
+                and "edits-tests" not in g["verdict"].get("flags", [])
+            ):
+                hit = g  # same diff, same base; the test policy played no part
             if hit is not None:
                 _attach(row, hit["verdict"])
                 continue
             jobs.append(Job(base=bases[ex.id], diff=row["diff"], allow_lenient=True))
             idx.append(i)
         if jobs:
-            for i, v in zip(idx, _judge(jobs, cfg.ces_retries), strict=True):
+            for i, v in zip(idx, _judge(jobs, cfg.ces_retries, ces), strict=True):
                 _attach(rows[i], v.to_dict())
         for row in rows:
             app.write(row)
