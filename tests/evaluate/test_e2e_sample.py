@@ -39,6 +39,8 @@ def test_gold_and_smollm2_on_the_sample_heldout(tmp_path: Path) -> None:
     assert small["tokens_out"]["mean"] > 0
     rows = [json.loads(x) for x in (tmp_path / "small" / "results.jsonl").read_text().splitlines()]
     assert all(r["model"] == "smollm2" and r["status"] in ("judged", "no-edit") for r in rows)
+    assert all(r["finish_reason"] in ("stop", "length") for r in rows), rows
+    assert all(r["tokens_out"] > 1 for r in rows), rows
     assert json.loads((tmp_path / "small" / "summary.json").read_text())["model"] == "smollm2"
     compared = write_summary(tmp_path / "small", compare_with=tmp_path / "gold")
     assert compared["comparison"]["pass_rate_a"] == 1.0
