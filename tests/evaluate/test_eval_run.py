@@ -137,11 +137,27 @@ def test_results_rows_carry_the_cache_key(
     with FakeOpenAI([oracle(golds, answers)] * 5) as server:
         write_config(tmp_path, {"oracle": server.base_url}, monkeypatch)
         run_eval(dataset, tmp_path / "r", model="oracle", samples=1, progress=False)
-    rows = [json.loads(x) for x in (tmp_path / "r" / "results.jsonl").read_text().splitlines()]
+    results = tmp_path / "r" / "results.jsonl"
+    rows = [json.loads(x) for x in results.read_text().splitlines()]
     for r in rows:
         assert {"model", "strategy", "example", "sample", "diff_hash"} <= set(r)
         assert r["strategy"] == "unified-diff" and r["passed"] and r["status"] == "judged"
         assert r["verdict"]["ok"] is True
+
+    # a sample recorded as a CES infrastructure error counts apart, never as a failure ...
+    rows[0].update(
+        status="infra-error", passed=False, verdict={**rows[0]["verdict"], "error": "worker lost"}
+    )
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = write_summary(tmp_path / "r")
+    assert (s["infra_errors"], s["samples"], s["pass@1"]) == (1, 1, 1.0)
+    # ... and the next run judges it again (from the cached output: the model is not asked)
+    asked = len(server.requests)
+    with FakeOpenAI([]) as idle:
+        write_config(tmp_path, {"oracle": idle.base_url}, monkeypatch)
+        again = run_eval(dataset, tmp_path / "r", model="oracle", samples=1, progress=False)
+    assert idle.requests == [] and asked == 2
+    assert (again["infra_errors"], again["samples"], again["pass@1"]) == (0, 2, 1.0)
 
 
 def test_unknown_model_and_empty_split_are_clear_errors(dataset: Path, tmp_path: Path) -> None:

@@ -432,7 +432,9 @@ def _sample_and_judge(
     app = _Appender(results_path)
     prompts = _Appender(results_path.parent / PROMPTS)
     verdict_cache = {
-        (r["example"], r["diff_hash"]): r for r in _load_rows(results_path) if r.get("verdict")
+        (r["example"], r["diff_hash"]): r
+        for r in _load_rows(results_path)
+        if r.get("verdict") and r.get("status") == "judged"  # never reuse an infra error
     }
     gen_cache = {
         (r["model"], r["strategy"], r["example"], r["sample"], r["prompt_digest"]): r
