@@ -177,17 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = ap.parse_args(argv)
     from bactrian.config import data_dir
-    from bactrian.models import make_backend
+    from bactrian.models import Sampling, make_backend
 
     # the converted SmolLM2 stays in the real model cache, not in the scratch data dir
     os.environ.setdefault("BACTRIAN_MODEL_CACHE", str(data_dir() / "models"))
     with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:
         scratch = Path(tmp)
         result = {"eval": bench_eval_overhead(scratch)}
+        print("eval overhead:", result["eval"], flush=True)
         backend = make_backend("smollm2")
-        backend.generate(PROMPT)  # warm up
+        backend.generate(PROMPT, Sampling(max_tokens=4))  # warm up
         result["batched"] = bench_batched(backend, args.rounds, args.tokens)
+        print("batched:", result["batched"], flush=True)
         result["server"] = bench_server(backend, args.rounds, args.tokens)
+        print("server:", result["server"], flush=True)
     section = render(result, args.rounds, args.tokens)
     print(section)
     if not args.no_docs:
