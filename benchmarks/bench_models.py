@@ -152,7 +152,8 @@ sample, {rounds} interleaved rounds (ratio = median of per-round ratios).
 | `eval run --model gold` ({e["examples"]:.0f} examples, gold check included) | {e["eval_s"]:.1f} s | same diffs, one bare CES batch {e["bare_s"]:.1f} s | {e["ratio"]:.2f} | ≤ 1.1 {mark(e["ratio"] <= 1.1)} |
 
 How: the eval run's gold check judges each gold diff once; a sample that proposes exactly the
-gold diff reuses that verdict (same diff, same base, same policy), so feeding the gold diffs as
+gold diff reuses that verdict (same diff, same base; only when the test policy played no part,
+i.e. the gold verdict has no `edits-tests` flag), so feeding the gold diffs as
 the model output costs one CES pass plus evaluation's own bookkeeping. Both sides start from a
 cold CES work dir (the warm-up builds are inside both figures).
 
