@@ -28,6 +28,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "describe": ("bactrian.mine.cli", "describe", "Describe mined diffs as editor prompts."),
     "dataset": ("bactrian.dataset.cli", "dataset", "Build, inspect and export datasets."),
     "ces": ("bactrian.ces.cli", "group", "Code Evaluation Service: judge diffs stage by stage."),
+    "models": ("bactrian.models.cli", "group", "Named model backends: list, show, try, serve."),
+    "eval": (
+        "bactrian.evaluate.cli",
+        "group",
+        "Evaluate models on held-out examples with the CES.",
+    ),
     "demo": ("bactrian.demo", "demo", "Run the main job on the bundled sample."),
     "doctor": ("bactrian.doctor", "doctor", "Why a build is red, and a build scope that works."),
 }

@@ -10,7 +10,7 @@ part's tests can import::
 
 Each script item is either a string (returned as the assistant message) or ``(status, text)``
 (an error reply with that status and ``{"error": {"message": text}}``). A callable item is
-called with the request body and returns one of those. ``Stream(deltas, cut=, garbage=)``
+called with the request body and returns one of those, or a list of texts (one choice each). ``Stream(deltas, cut=, garbage=)``
 answers as server-sent events, ``Raw(status, body)`` sends a body as it is (malformed JSON),
 ``Hang()`` never answers (a client timeout must fire). When the script runs out, the server
 answers 500 "script exhausted", so a test that makes one call too many fails loudly.
@@ -55,7 +55,7 @@ Reply = (
     | Stream
     | Raw
     | Hang
-    | Callable[[dict[str, Any]], "str | tuple[int, str]"]
+    | Callable[[dict[str, Any]], "str | list[str] | tuple[int, str]"]
 )
 
 
@@ -100,6 +100,21 @@ class FakeOpenAI:
             return 500, {"error": {"message": "script exhausted"}}
         if callable(item):
             item = item(body)
+        texts = item if isinstance(item, list) else None
+        if texts is not None:  # several choices (a request with n)
+            return 200, {
+                "object": "chat.completion",
+                "model": body.get("model") or self.model,
+                "choices": [
+                    {
+                        "index": i,
+                        "message": {"role": "assistant", "content": t},
+                        "finish_reason": "stop",
+                    }
+                    for i, t in enumerate(texts)
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5 * len(texts)},
+            }
         assert isinstance(item, str | tuple)
         if isinstance(item, tuple):
             status, text = item

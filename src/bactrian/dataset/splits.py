@@ -402,25 +402,25 @@ def show_example(path: Path, example_id: str) -> Example:
     return matches[0]
 
 
-SYSTEM_PROMPT = (
-    "You are a coding assistant inside the developer's editor. Answer the request with a "
-    "unified diff (git style) against the files shown, and nothing else."
-)
+def _strategy() -> Any:
+    from bactrian.strategies import get_strategy
+
+    return get_strategy()
+
+
+SYSTEM_PROMPT: str = _strategy().system
 
 
 def render_user(ex: Example) -> str:
-    parts = [f"File {path}:\n```\n{text}```" for path, text in ex.files.items()]
-    parts.append(f"Request: {ex.prompt or ex.description}")
-    return "\n\n".join(parts)
+    """The user turn as the default prompt strategy lays it out (no token budget)."""
+    return str(_strategy().render_input(ex).messages[1]["content"])
 
 
 def render_chat(ex: Example) -> list[dict[str, str]]:
-    """The example as chat messages (system, user with context and prompt, assistant diff)."""
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": render_user(ex)},
-        {"role": "assistant", "content": ex.diff},
-    ]
+    """The example as chat messages (system, user with context and prompt, assistant diff),
+    rendered by the default prompt strategy (:mod:`bactrian.strategies`), the same object
+    that lays out evaluation and sidecar prompts."""
+    return list(_strategy().sft_messages(ex))
 
 
 def render_completion(ex: Example) -> dict[str, str]:

@@ -232,7 +232,10 @@ def _label_lines(stats: dict[str, Any]) -> list[str]:
     help="deterministic (offline) or llm (needs a model; default when one is configured).",
 )
 @click.option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
-@click.option("--model", help="Model name to ask the server for.")
+@click.option(
+    "--model",
+    help="A named model (`bactrian models list`, e.g. smollm2) or the server's model name.",
+)
 @click.option("--missing-only", is_flag=True, help="Only examples without a prompt.")
 @click.option("--json", "as_json", is_flag=True, help="Print counts as JSON.")
 def describe(
@@ -247,10 +250,13 @@ def describe(
     deterministically from the diagnostics and the diff."""
     from bactrian.dataset.store import ExampleDB
     from bactrian.mine.describe import describe_examples, make_describer
-    from bactrian.models import load_model_config
+    from bactrian.models import load_model_config, named_models
     from bactrian.progress import progress
 
-    mcfg = load_model_config(base_url=base_url, model=model)
+    if model and not base_url and model in named_models():  # a named model, e.g. smollm2
+        mcfg = named_models()[model]
+    else:
+        mcfg = load_model_config(base_url=base_url, model=model)
     if describer == "llm" and not mcfg.configured:
         raise ConfigError("--backend llm needs a model: pass --base-url (and --model).")
     d = make_describer(describer or "", mcfg)

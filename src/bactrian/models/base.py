@@ -228,7 +228,7 @@ class ModelConfig:
     device_map: str = "cpu"  # "cpu", "auto", "cuda:0", …
     dtype: str = "float32"  # "float32" | "bfloat16" | "float16"
     api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # per HTTP request; for local backends, per generation
     max_retries: int = 3
     backoff_s: float = 0.5
     max_tokens: int = 512
@@ -269,6 +269,7 @@ BUILTIN_MODELS: dict[str, ModelConfig] = {
         backend="transformers",
         path="builtin:smollm2",
         model="SmolLM2-135M-Instruct",
+        timeout_s=1800.0,  # a wall-clock cap per generation; CPU prefill of long prompts is slow
         max_tokens=256,
         max_prompt_tokens=3072,
     ),
