@@ -26,8 +26,11 @@ EXTRAS: dict[str, str] = {
     "prometheus_client": "serve",
     "datasets": "data",
     "pyarrow": "data",
-    "torch": "train",
-    "transformers": "train",
+    "torch": "models",
+    "transformers": "models",
+    "accelerate": "models",
+    "gguf": "models",
+    "peft": "models",
     "trl": "train",
 }
 

@@ -37,6 +37,7 @@ from bactrian.errors import DiffError, MiningError
 from bactrian.extras import require
 from bactrian.progress import progress
 from bactrian.snapshot import Store, load_config
+from bactrian.strategies import get_strategy
 
 SPLITS = ("train", "rl", "heldout")
 FORMATS = ("jsonl", "parquet", "chat", "completion")
@@ -403,7 +404,6 @@ def show_example(path: Path, example_id: str) -> Example:
 
 
 def _strategy() -> Any:
-    from bactrian.strategies import get_strategy
 
     return get_strategy()
 

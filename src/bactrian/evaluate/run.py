@@ -19,17 +19,25 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bactrian.ces.api import get_backend
+from bactrian.ces.config import CESConfig
+from bactrian.ces.contract import BaseSpec, Job
 from bactrian.config import load_section
+from bactrian.dataset.splits import load_dataset, materialize_base
 from bactrian.errors import BactrianError, ConfigError
+from bactrian.evaluate.metrics import compare, summarize
+from bactrian.evaluate.report import render_report
+from bactrian.models import Completion, ModelConfig, make_backend, resolve_model
 from bactrian.strategies import RenderedPrompt, Strategy, get_strategy
 
 Echo = Callable[[str], None]
@@ -57,9 +65,11 @@ class EvalConfig:
     ces_workers: int = 1  # warm trees per base
     stages: dict[str, str] = field(default_factory=dict)  # CES stage command overrides
     seed: int = 0
-    # how the CES treats a sample's edits to test files: "pristine" (the base's tests run
+    # how the CES treats a sample's edits to test files: "both" (the CES's default for model
+    # output: the sample's own tests and the base's tests unmodified, both against its code),
+    # "pristine" (the base's tests run
     # unmodified) or "fail"; never "trust"
-    model_policy: str = "pristine"
+    model_policy: str = "both"
 
 
 def load_eval_config(**overrides: Any) -> EvalConfig:
@@ -84,7 +94,6 @@ class GoldBackend:
     def generate(
         self, messages: Any, sampling: Any = None, *, n: int = 1, cancel: Any = None
     ) -> list[Any]:
-        from bactrian.models import Completion
 
         text = self._answers.get(messages[-1]["content"], "")
         usage = {
@@ -98,7 +107,6 @@ class GoldBackend:
 
 
 def _gold_model() -> Any:
-    from bactrian.models import ModelConfig
 
     return ModelConfig(name="gold", backend="gold", max_prompt_tokens=10**9)
 
@@ -207,7 +215,6 @@ def _ces_config(policy: str, *, gold: bool = False) -> Any:
     """The CES config for model output (``policy``, never ``trust``) or for the gold check
     (``trust``: the gold diffs are human-written, their own test edits count). The two judge
     in separate work dirs, so each keeps its own warm pool."""
-    from bactrian.ces.config import CESConfig
 
     base = CESConfig.load()
     if gold:
@@ -217,7 +224,7 @@ def _ces_config(policy: str, *, gold: bool = False) -> Any:
     if policy == "trust":
         raise ConfigError(
             "[eval] model_policy = 'trust' is refused: model output never edits the tests that "
-            "judge it. Use 'pristine' (the base's tests, the diff's test edits undone) or 'fail'."
+            "judge it. Use 'both' (the default: the diff's tests and the base's, unmodified), 'pristine' (the base's tests only) or 'fail'."
         )
     return CESConfig.load(edits_tests_policy=policy)
 
@@ -239,8 +246,6 @@ def run_eval(
 ) -> dict[str, Any]:
     """Evaluate model ``model`` on ``dataset``'s ``split``; writes into ``out`` and returns the
     summary. ``backend`` may be passed to reuse an already loaded model."""
-    from bactrian.dataset.splits import load_dataset
-    from bactrian.models import make_backend, resolve_model
 
     echo = echo or (lambda s: None)
     cfg = load_eval_config(
@@ -332,15 +337,11 @@ def run_eval(
 
 
 def _base(ex: Any, root: Path, cfg: EvalConfig) -> Any:
-    from bactrian.ces.contract import BaseSpec
-    from bactrian.dataset.splits import materialize_base
 
     dest = root / ex.id
     marker = root / f"{ex.id}.ok"  # beside the tree, never inside it
     if not marker.exists():
         if dest.exists():
-            import shutil
-
             shutil.rmtree(dest)
         materialize_base(ex, dest)
         marker.write_text("")
@@ -349,7 +350,6 @@ def _base(ex: Any, root: Path, cfg: EvalConfig) -> Any:
 
 def _judge(jobs: list[Any], retries: int, config: Any) -> list[Any]:
     """CES verdicts for ``jobs``; those with an infrastructure error are retried."""
-    from bactrian.ces.api import get_backend
 
     be = get_backend("local", config)
     verdicts = list(be.evaluate(jobs))
@@ -366,7 +366,6 @@ def _judge(jobs: list[Any], retries: int, config: Any) -> list[Any]:
 def _gold_check(
     chosen: list[Any], bases: dict[str, Any], out: Path, cfg: EvalConfig, echo: Echo
 ) -> dict[str, dict[str, Any]]:
-    from bactrian.ces.contract import Job
 
     path = out / GOLD
     cached = {
@@ -424,9 +423,6 @@ def _sample_and_judge(
     progress: bool,
     gold: dict[str, dict[str, Any]],
 ) -> None:
-    from dataclasses import replace
-
-    from bactrian.ces.contract import Job
 
     ces = _ces_config(cfg.model_policy)
     app = _Appender(results_path)
@@ -591,8 +587,6 @@ def load_run(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict
 
 def write_summary(out: Path, compare_with: Path | None = None) -> dict[str, Any]:
     """Recompute ``summary.json`` and ``report.html`` of a run from its files."""
-    from bactrian.evaluate.metrics import compare, summarize
-    from bactrian.evaluate.report import render_report
 
     out = Path(out)
     meta, rows, gold_rows = load_run(out)
@@ -632,7 +626,6 @@ def write_summary(out: Path, compare_with: Path | None = None) -> dict[str, Any]
 
 def compare_runs(a: Path, b: Path) -> dict[str, Any]:
     """The paired comparison of run ``b`` against run ``a``."""
-    from bactrian.evaluate.metrics import compare
 
     _, rows_a, _ = load_run(a)
     _, rows_b, _ = load_run(b)

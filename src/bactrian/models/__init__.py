@@ -11,9 +11,9 @@ adapters). ``bactrian models serve`` puts any local backend behind an OpenAI-com
 See ``docs/models.md``.
 """
 
+from bactrian.models.backends import MODEL_BACKENDS, make_backend
 from bactrian.models.base import (
     BUILTIN_MODELS,
-    MODEL_BACKENDS,
     BackendBase,
     Cancelled,
     CancelToken,
@@ -23,7 +23,6 @@ from bactrian.models.base import (
     Sampling,
     TextStream,
     load_model_config,
-    make_backend,
     named_models,
     resolve_model,
 )

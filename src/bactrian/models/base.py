@@ -24,12 +24,11 @@ from __future__ import annotations
 import difflib
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from bactrian.config import load_section, read_file
 from bactrian.errors import ConfigError, ModelError, UnknownNameError
-from bactrian.registry import Registry
 
 Messages = list[dict[str, str]]
 
@@ -258,7 +257,6 @@ class ModelConfig:
         return Sampling(**values)
 
     def describe(self) -> dict[str, Any]:
-        from dataclasses import asdict
 
         return asdict(self)
 
@@ -324,27 +322,4 @@ def resolve_model(name: str, **overrides: Any) -> ModelConfig:
 
 
 BackendFactory = Callable[[ModelConfig], ModelBackend]
-MODEL_BACKENDS: Registry[BackendFactory] = Registry("model backend")
-
-
-def _load_backends() -> None:
-    import importlib
-
-    importlib.import_module("bactrian.models.openai")
-    importlib.import_module("bactrian.models.local")
-
-
-def make_backend(config: ModelConfig | str | None = None) -> ModelBackend:
-    """The backend that ``config`` names: a :class:`ModelConfig`, a model name, or
-    (default) the unnamed ``[models]`` section."""
-    if isinstance(config, str):
-        config = resolve_model(config)
-    config = config or load_model_config()
-    if not config.configured:
-        raise ConfigError(
-            "No model is configured: set [models] base_url (or BACTRIAN_MODELS_BASE_URL, or "
-            "--base-url) to an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1, or "
-            "name a model (`bactrian models list`; `smollm2` works offline)."
-        )
-    _load_backends()
-    return MODEL_BACKENDS.get(config.backend)(config)
+"""What :data:`bactrian.models.backends.MODEL_BACKENDS` holds."""

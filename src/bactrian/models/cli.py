@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from bactrian.models.base import make_backend, named_models, resolve_model
+from bactrian.models.backends import make_backend
+from bactrian.models.base import named_models, resolve_model
 
 
 @click.group("models")

@@ -17,7 +17,6 @@ from typing import Any
 
 from bactrian.errors import ConfigError, ModelError
 from bactrian.models.base import (
-    MODEL_BACKENDS,
     BackendBase,
     Cancelled,
     CancelToken,
@@ -28,6 +27,7 @@ from bactrian.models.base import (
     Sampling,
     TextStream,
 )
+from bactrian.models.smollm2 import ensure_checkpoint
 
 INSTALL_HINT = "pip install 'bactrian[models]' (torch, transformers, accelerate, gguf, peft)"
 
@@ -47,8 +47,6 @@ def resolve_path(path: str) -> Path:
     """``builtin:smollm2`` → the converted checkpoint (converted on first use); a directory
     → itself (it must hold a transformers checkpoint)."""
     if path == "builtin:smollm2":
-        from bactrian.models.smollm2 import ensure_checkpoint
-
         return ensure_checkpoint()
     p = Path(path).expanduser()
     if not (p / "config.json").is_file():
@@ -371,8 +369,5 @@ class TransformersBackend(BackendBase):
         )
 
 
-def _factory(config: ModelConfig) -> ModelBackend:
+def factory(config: ModelConfig) -> ModelBackend:
     return TransformersBackend.from_config(config)
-
-
-MODEL_BACKENDS.add("transformers", _factory)

@@ -14,7 +14,6 @@ import httpx
 
 from bactrian.errors import ModelError
 from bactrian.models.base import (
-    MODEL_BACKENDS,
     BackendBase,
     Cancelled,
     CancelToken,
@@ -327,9 +326,8 @@ def _error_text(resp: httpx.Response) -> str:
         return resp.text[:200]
 
 
-def _factory(config: ModelConfig) -> ModelBackend:
+def factory(config: ModelConfig) -> ModelBackend:
     return OpenAICompatibleBackend.from_config(config)
 
 
-MODEL_BACKENDS.add("openai", _factory)
 __all__ = ["Cancelled", "OpenAICompatibleBackend"]
