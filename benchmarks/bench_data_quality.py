@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from bactrian.dataset.example import Example  # noqa: E402
 from bactrian.dataset.splits import prompt_source  # noqa: E402
 from bactrian.mine.config import MineConfig  # noqa: E402
+from bactrian.mine.describe import audit_leaks  # noqa: E402
 from bactrian.mine.mining import mine_vcs  # noqa: E402
 
 SECTION = "## Data quality"
@@ -93,13 +94,7 @@ def sample_history(dest: Path) -> Path:
 
 def leak_hits(ex: Example) -> list[str]:
     """The leak audit's findings for ``ex``'s prompt (the miner's own audit)."""
-    from bactrian.mine import prompts
-
-    audit = getattr(prompts, "audit_leaks", None)
-    if audit is not None:
-        return list(audit(ex))
-    text = ex.prompt or ""
-    return list(prompts.leaks(text, ex.diff, ex.files.values()))
+    return audit_leaks(ex)
 
 
 def is_update_file(prompt: str) -> bool:

@@ -311,7 +311,15 @@ def check_prompt(prompt: str, example: Example) -> list[str]:
     commit message or the diagnostics say counts as known, and what the change defines
     (functions, constructors, modules, libraries) may be asked for."""
     text = instruction(prompt)
-    return prompt_problems(text) + leaks(
+    return prompt_problems(text) + audit_leaks(example, text)
+
+
+def audit_leaks(example: Example, prompt: str | None = None) -> list[str]:
+    """The leak audit of ``prompt`` (default: the example's own) as a prompt of ``example``:
+    what the commit message or the diagnostics say counts as known, and what the change
+    defines (functions, constructors, modules, libraries) may be asked for."""
+    text = instruction(example.prompt if prompt is None else prompt)
+    return leaks(
         text,
         example.diff,
         example.files.values(),
