@@ -187,6 +187,26 @@ class BackendBase:
     ) -> list[Completion]:
         raise NotImplementedError
 
+    def stream(
+        self,
+        messages: Messages,
+        sampling: Sampling | None = None,
+        *,
+        cancel: CancelToken | None = None,
+    ) -> TextStream:
+        """A :class:`TextStream` over :meth:`_stream`'s deltas (which fills in the stream's
+        completion when it ends)."""
+        sampling = sampling or self.default_sampling
+        cancel = cancel or CancelToken()
+        result = TextStream(iter(()), cancel)
+        result._deltas = self._stream(messages, sampling, cancel, result)
+        return result
+
+    def _stream(
+        self, messages: Messages, sampling: Sampling, cancel: CancelToken, result: TextStream
+    ) -> Iterator[str]:
+        raise NotImplementedError
+
     def complete(
         self,
         messages: Messages,

@@ -275,19 +275,6 @@ class TransformersBackend(BackendBase):
             ids.add(self.tokenizer.eos_token_id)
         return ids
 
-    def stream(
-        self,
-        messages: Messages,
-        sampling: Sampling | None = None,
-        *,
-        cancel: CancelToken | None = None,
-    ) -> TextStream:
-        sampling = sampling or self.default_sampling
-        cancel = cancel or CancelToken()
-        result = TextStream(iter(()), cancel)
-        result._deltas = self._stream(messages, sampling, cancel, result)
-        return result
-
     def _stream(
         self, messages: Messages, sampling: Sampling, cancel: CancelToken, result: TextStream
     ) -> Iterator[str]:

@@ -197,19 +197,6 @@ class OpenAICompatibleBackend(BackendBase):
             for t, r in zip(texts, reasons, strict=True)
         ]
 
-    def stream(
-        self,
-        messages: Messages,
-        sampling: Sampling | None = None,
-        *,
-        cancel: CancelToken | None = None,
-    ) -> TextStream:
-        sampling = sampling or self.default_sampling
-        cancel = cancel or CancelToken()
-        result = TextStream(iter(()), cancel)
-        result._deltas = self._stream(messages, sampling, cancel, result)
-        return result
-
     def _stream(
         self, messages: Messages, sampling: Sampling, cancel: CancelToken, result: TextStream
     ) -> Iterator[str]:
