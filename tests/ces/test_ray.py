@@ -3,6 +3,7 @@ session for the module (2 CPUs), one warm base with 2 actors."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,3 +116,62 @@ def test_a_dead_actor_is_replaced_and_its_job_retried(ray_backend: Any, base: Ba
     assert after["actor_failures"] == before["actor_failures"] + 1
     assert after["replaced"] == before["replaced"] + 1
     assert ray_backend.status()["workers"] == 2
+
+
+def _trees(ray_backend: Any) -> list[str]:
+    pool = next(iter(ray_backend._pools.values()))
+    return [info["tree"] for info in ray.get([a.info.remote() for a in pool.actors])]
+
+
+def test_an_error_verdict_is_retried_once_on_another_actor(
+    ray_backend: Any, base: BaseSpec
+) -> None:
+    # the machine's fault on one actor (its warm tree vanishes): the job's layer cannot be
+    # mounted there, so the job is retried on the other actor and judged — not charged
+    trees = _trees(ray_backend)
+    before = ray_backend.status()["counters"]
+    subprocess.run(["rm", "-rf", trees[0]], check=True)
+    [v] = ray_backend.evaluate([Job(base=base, diff=GREEN)])
+    assert v.ok and v.reward == 1.0 and "retried" in v.flags, v.to_dict()
+    pool = next(iter(ray_backend._pools.values()))
+    assert v.worker == pool.ids[1]
+    after = ray_backend.status()["counters"]
+    assert after["retries"] == before["retries"] + 1 and after["errors"] == before["errors"]
+    # the failed actor rebuilt its tree after the job: both judge again
+    again = ray_backend.evaluate([Job(base=base, diff=d) for d in (GREEN, TYPE, GREEN, TYPE)])
+    assert [x.furthest for x in again] == ["test", "parse", "test", "parse"]
+    assert all(x.error is None and "retried" not in x.flags for x in again)
+
+
+def test_a_second_error_is_an_error_verdict_with_no_reward(
+    ray_backend: Any, base: BaseSpec
+) -> None:
+    before = ray_backend.status()["counters"]
+    for tree in _trees(ray_backend):  # the fault on every actor: the retry fails too
+        subprocess.run(["rm", "-rf", tree], check=True)
+    [v] = ray_backend.evaluate([Job(base=base, diff=GREEN)])
+    assert v.state == "error" and v.reward is None and not v.ok, v.to_dict()
+    assert "retried" in v.flags and v.error
+    after = ray_backend.status()["counters"]
+    assert after["retries"] == before["retries"] + 1
+    assert after["errors"] == before["errors"] + 1
+    [ok] = ray_backend.evaluate([Job(base=base, diff=GREEN)])  # both rebuilt themselves
+    assert ok.ok and ok.error is None, ok.to_dict()
+
+
+def test_with_one_actor_the_retry_runs_on_it_rebuilt(
+    ray_backend: Any, base: BaseSpec, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from bactrian.ces.ray_backend import RayBackend
+
+    ray_backend.close()  # the module's Ray has 2 CPUs: free them for this pool's actor
+    single = RayBackend(CESConfig(workers=1, work_dir=tmp_path_factory.mktemp("ces-ray-one")))
+    try:
+        single.warm(base, workers=1)
+        [tree] = _trees(single)
+        subprocess.run(["rm", "-rf", tree], check=True)
+        [v] = single.evaluate([Job(base=base, diff=GREEN)])
+        assert v.ok and v.reward == 1.0 and "retried" in v.flags, v.to_dict()
+        assert single.status()["counters"]["retries"] == 1
+    finally:
+        single.close()  # its actors only: the module's Ray session is not its own

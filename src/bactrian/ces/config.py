@@ -101,6 +101,9 @@ class CESConfig:
     url: str = ""
     token_env: str = ""
     http_timeout_s: float = 30.0  # per HTTP request (warming waits up to warm_timeout_s)
+    # where workers lease their sandbox uids (ces/uids.py); None: /run/bactrian/ces-uids as
+    # root, else <data dir>/ces-uids. Machine-wide, so no two live pools share a uid
+    uid_dir: Path | None = None
 
     def __post_init__(self) -> None:
         choices = {

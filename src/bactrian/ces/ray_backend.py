@@ -68,8 +68,15 @@ class _WorkerActor:
         info = self.worker.info()
         return {**info, "node": node, "tree": str(self.worker.tree), "cloned": source is not None}
 
-    def judge(self, job: dict[str, Any]) -> dict[str, Any]:
+    def judge(self, job: dict[str, Any], fresh: bool = False) -> dict[str, Any]:
+        """The verdict of ``job``; with ``fresh`` the worker first rebuilds its tree from its
+        base (the retry of a job whose first try was an ``error`` here, with no other actor)."""
+        if fresh:
+            self.worker.rebuild()
         return self.worker.judge(Job.from_dict(job)).to_dict()
+
+    def info(self) -> dict[str, Any]:
+        return {**self.worker.info(), "tree": str(self.worker.tree), "uid": self.worker.uid}
 
     def close(self) -> None:
         self.worker.close()
@@ -140,6 +147,7 @@ class RayBackend:
             "actor_failures": 0,
             "replaced": 0,
             "errors": 0,
+            "retries": 0,
             "rebuilds": 0,
         }
 
@@ -267,28 +275,36 @@ class RayBackend:
     def _run_on(self, pool: _Pool, jobs: list[Job], idxs: list[int]) -> list[tuple[int, Verdict]]:
         """Keep every actor busy with one job at a time until all jobs are judged.
 
-        A job whose actor died is retried once on the actor that replaces it; an exception
-        raised by the worker itself becomes a verdict with ``error`` (the actor lives on)."""
+        As in the local pool, a job the machine failed is retried once on a fresh worker: an
+        ``error`` verdict (or an exception raised inside the worker) on another actor of the
+        pool — or, when there is no other, on the same actor after it rebuilt its tree from
+        the base —, a job whose actor died on the actor that replaces it. A second failure is
+        reported as ``error`` (no reward), flag ``retried``."""
         ray = self._connect()
-        todo: list[tuple[int, Job, int]] = [(i, j, 0) for i, j in zip(idxs, jobs, strict=True)]
+        todo = [_Task(i, j) for i, j in zip(idxs, jobs, strict=True)]
         todo.reverse()
         free = list(range(len(pool.actors)))
-        running: dict[Any, tuple[int, int, Job, int]] = {}  # ref -> (slot, index, job, tries)
+        running: dict[Any, tuple[int, _Task]] = {}  # ref -> (slot, task)
         done: list[tuple[int, Verdict]] = []
         while todo or running:
             while todo and free:
-                slot = free.pop(0)
-                i, job, tries = todo.pop()
-                job_d = job.to_dict()
+                slot = _pick(free, todo[-1].avoid, busy=bool(running))
+                if slot is None:  # a retry waits for an actor other than the one that failed
+                    break
+                task = todo.pop()
+                free.remove(slot)
+                job_d = task.job.to_dict()
                 job_d["base"] = pool.base.to_dict()
-                running[pool.actors[slot].judge.remote(job_d)] = (slot, i, job, tries)
+                ref = pool.actors[slot].judge.remote(job_d, task.avoid == slot)
+                running[ref] = (slot, task)
             if not running:  # every actor is gone and none could be replaced
-                for i, job, _ in todo:
-                    done.append((i, _error(job, "", "no live Ray worker left for this base")))
+                for task in todo:
+                    msg = "no live Ray worker left for this base"
+                    done.append((task.index, _error(task.job, "", msg)))
                 break
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
-                slot, i, job, tries = running.pop(ref)
+                slot, task = running.pop(ref)
                 try:
                     verdict = Verdict.from_dict(ray.get(ref))
                 except ray.exceptions.RayActorError as exc:
@@ -296,20 +312,28 @@ class RayBackend:
                     log.warning("CES Ray worker %s died: %s", pool.ids[slot], exc)
                     if self._replace(pool, slot):
                         free.append(slot)
-                    if tries == 0:
-                        todo.append((i, job, 1))
-                    else:
-                        done.append((i, _error(job, pool.ids[slot], f"worker died twice: {exc}")))
-                    continue
-                except Exception as exc:
-                    self.counters["errors"] += 1
-                    verdict = _error(job, pool.ids[slot], f"{type(_unwrap(exc)).__name__}: {exc}")
+                    verdict = _error(task.job, pool.ids[slot], f"worker died: {exc}")
+                    retry_on = None  # the replacement is a fresh worker
+                except Exception as exc:  # raised inside the worker: the machine's fault
+                    free.append(slot)
+                    name = type(_unwrap(exc)).__name__
+                    verdict = _error(task.job, pool.ids[slot], f"{name}: {_unwrap(exc)}")
+                    retry_on = slot
                 else:
+                    free.append(slot)
+                    retry_on = slot
+                if verdict.state == "error" and not task.retried:
+                    with self._lock:
+                        self.counters["retries"] += 1
+                    todo.append(_Task(task.index, task.job, retried=True, avoid=retry_on))
+                    continue
+                if task.retried:
+                    verdict.flags.append("retried")
+                with self._lock:
                     self.counters["jobs"] += 1
-                    if "worker-rebuilt" in verdict.flags:
-                        self.counters["rebuilds"] += 1
-                done.append((i, verdict))
-                free.append(slot)
+                    self.counters["errors"] += int(verdict.state == "error")
+                    self.counters["rebuilds"] += int("worker-rebuilt" in verdict.flags)
+                done.append((task.index, verdict))
         return done
 
     def _replace(self, pool: _Pool, slot: int) -> bool:
@@ -366,6 +390,27 @@ class RayBackend:
                 self._close_pool(pool)
             shutdown(self._started_ray)
             self._started_ray = False
+
+
+@dataclass
+class _Task:
+    """A job of a batch on its way through the pool."""
+
+    index: int  # its place in the batch
+    job: Job
+    retried: bool = False
+    avoid: int | None = None  # the actor slot whose try failed (a retry goes elsewhere)
+
+
+def _pick(free: list[int], avoid: int | None, *, busy: bool) -> int | None:
+    """The free actor slot a task goes to: any but ``avoid``; ``avoid`` itself (rebuilt first)
+    only when no other actor is free or busy (none could take it); None: wait."""
+    others = [s for s in free if s != avoid]
+    if others:
+        return others[0]
+    if avoid is not None and not busy:
+        return avoid
+    return None
 
 
 def _error(job: Job, worker: str, message: str) -> Verdict:

@@ -39,7 +39,6 @@ import shutil
 import signal
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +48,7 @@ from bactrian import proc
 from bactrian.ces.config import CESConfig, Limits
 from bactrian.ces.isolation import JobLayer, MemoryCgroup, host_oom_kills
 from bactrian.ces.tree import chown_tree, link_component, tree_usage
+from bactrian.ces.uids import preferred_uid
 from bactrian.errors import SandboxError
 from bactrian.registry import Registry
 
@@ -115,8 +115,9 @@ SANDBOXES: Registry[SandboxFactory] = Registry("sandbox")
 
 
 def sandbox_uid(key: str) -> int:
-    """A stable unprivileged uid for a worker (so RLIMIT_NPROC counts per worker)."""
-    return 61000 + zlib.crc32(key.encode()) % 4000
+    """A stable unprivileged uid for ``key`` — not unique (workers lease theirs, so no two
+    live workers share one: :func:`bactrian.ces.uids.lease_uid`)."""
+    return preferred_uid(key)
 
 
 BASE_ENV = {

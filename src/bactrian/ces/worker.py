@@ -79,7 +79,6 @@ from bactrian.ces.sandbox import (
     Sandbox,
     get_sandbox,
     prepare_tree,
-    sandbox_uid,
 )
 from bactrian.ces.stanzas import Stanzas, read_stanzas
 from bactrian.ces.tree import (
@@ -93,6 +92,7 @@ from bactrian.ces.tree import (
     restore,
     tree_hash,
 )
+from bactrian.ces.uids import UidLease, lease_uid
 from bactrian.errors import BaseNotGreenError, CESError, NothingToJudgeError, SandboxError
 from bactrian.types import Diagnostic
 
@@ -128,6 +128,10 @@ def _is_syntax(d: Diagnostic) -> bool:
     if d.severity.value != "error":
         return False
     return d.kind == "syntax" or d.file.rsplit("/", 1)[-1] in BUILD_FILES
+
+
+class _Unfused(Exception):  # noqa: N818 - a signal, not an error
+    """The fused typecheck + build run did not pass cleanly (see ``_fused_typecheck_build``)."""
 
 
 @dataclass
@@ -198,7 +202,8 @@ class Worker:
         self.sandbox = sandbox or get_sandbox(config.sandbox, config)
         self.tree = self.root / "tree"
         self.base_dir = self.root / "base"
-        self.uid = sandbox_uid(str(self.root))
+        self._uid_lease: UidLease | None = None
+        self.uid = self._lease_uid()
         self.adapter: Adapter | None = None
         self.base_manifest: dict[str, Entry] = {}
         self.base_hash = ""
@@ -219,8 +224,23 @@ class Worker:
             "resets": 0,
             "rebuilds": 0,
             "sandbox_kills": 0,
+            "fused": 0,  # jobs whose typecheck + build passed as one dune run
+            "unfused": 0,  # jobs judged again, staged, after a fused run that did not pass
         }
         self._lock = threading.Lock()
+
+    def _lease_uid(self) -> int:
+        """This worker's sandbox uid, leased machine-wide (:mod:`bactrian.ces.uids`): the one
+        its warm tree had in an earlier process when that is free, else another free one."""
+        if self._uid_lease is not None and self._uid_lease.held:
+            return self._uid_lease.uid
+        prefer = None
+        try:
+            prefer = int(json.loads((self.root / "state.json").read_text()).get("uid"))
+        except (OSError, ValueError, TypeError, AttributeError):
+            prefer = None
+        self._uid_lease = lease_uid(str(self.root), prefer=prefer, registry=self.config.uid_dir)
+        return self._uid_lease.uid
 
     # ----------------------------------------------------------------- warming
     def warm(self, clone_from: Worker | None = None) -> dict[str, Any]:
@@ -229,6 +249,7 @@ class Worker:
         pristine export and builds from scratch."""
         start = time.monotonic()
         self._check_isolation()
+        self.uid = self._lease_uid()
         # mount points of jobs of an earlier process (their mounts died with its namespaces)
         shutil.rmtree(self.root / "jobs", ignore_errors=True)
         reused = self._try_reuse()
@@ -317,7 +338,11 @@ class Worker:
         if tree_hash(manifest(self.tree)) != state["base_hash"]:
             restore(self.tree, self.base_dir, want)
             prepare_tree(self.tree, self.uid)
-        return tree_hash(manifest(self.tree)) == state["base_hash"]
+        if tree_hash(manifest(self.tree)) != state["base_hash"]:
+            return False
+        if state.get("uid") != self.uid:  # its old uid is held by a live worker now
+            prepare_tree(self.tree, self.uid)  # the warm tree: no job ever wrote it
+        return True
 
     def _fresh_tree(self, clone_from: Worker | None) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -562,6 +587,7 @@ class Worker:
         with self._lock:
             if self.adapter is None:
                 self.warm()
+            self.counters["jobs"] += 1
             if self.isolation == "overlay":
                 try:
                     verdict = run_in_private_mount_ns(self._judge_layered, job)
@@ -580,7 +606,19 @@ class Worker:
             return verdict
 
     def _judge_layered(self, job: Job) -> Verdict:
-        """One job on its own overlay and memory group (runs in a private mount namespace)."""
+        """One job on its own overlay and memory group (runs in a private mount namespace).
+
+        With ``[ces] fuse_stages`` (and no whole-job ``timeout_s``) typecheck and build first
+        run as one dune invocation (:mod:`bactrian.ces.fused`); unless that passes cleanly the
+        whole job is judged again, staged, on a fresh layer — exactly as an unfused job."""
+        if self.config.fuse_stages and not job.timeout_s:
+            try:
+                return self._judge_on_layer(job, fuse=True)
+            except _Unfused:
+                self.counters["unfused"] += 1
+        return self._judge_on_layer(job, fuse=False)
+
+    def _judge_on_layer(self, job: Job, *, fuse: bool) -> Verdict:
         tag = f"{os.getpid()}-{job.id[:16]}-{uuid.uuid4().hex[:6]}"
         layer = JobLayer(self.tree, self.root / "jobs" / tag, self.config.max_disk_mb)
         cgroup = None
@@ -600,7 +638,7 @@ class Worker:
                     f"Worker {self.id} could not create the job's memory cgroup: {exc}."
                 ) from exc
             self._job = _JobContext(layer.merged, layer, cgroup)
-            return self._judge(job)
+            return self._judge(job, fuse=fuse)
         finally:
             self._job = None
             if cgroup is not None:
@@ -625,9 +663,8 @@ class Worker:
             return False
         return tree_ok and base_ok
 
-    def _judge(self, job: Job) -> Verdict:
+    def _judge(self, job: Job, *, fuse: bool = False) -> Verdict:
         assert self.adapter is not None
-        self.counters["jobs"] += 1
         deadline = time.monotonic() + job.timeout_s if job.timeout_s else None
         flags: list[str] = []
         apply_stage, touched, apply_info = self._apply(job, flags)
@@ -643,7 +680,7 @@ class Worker:
         self._outcome = None
         if apply_stage.status == "passed":
             diagnostics = self._run_stages(
-                stages, touched, edits_tests, deadline, flags, policy=policy
+                stages, touched, edits_tests, deadline, flags, policy=policy, fuse=fuse
             )
         if "sandbox-kill" in flags:
             self.counters["sandbox_kills"] += 1
@@ -714,18 +751,17 @@ class Worker:
         flags: list[str],
         *,
         policy: str | None = None,
+        fuse: bool = False,
     ) -> list[Diagnostic]:
         """parse → typecheck → build → test into ``stages``, stopping at the first failure;
-        returns the failing stage's diagnostics."""
+        returns the failing stage's diagnostics. With ``fuse``, typecheck + build run as one
+        dune invocation, and :class:`_Unfused` is raised unless it passes cleanly."""
         assert self.adapter is not None
         policy = policy or self.config.edits_tests_policy
         present = [p for p in touched if (self._work_tree / p).is_file()]
         fused_ok = False
         for stage in STAGES[1:]:
-            # fused only without a job deadline: a fused run that times out would leave the
-            # stages run one by one no time of their own, and the verdict could not say which
-            # stage ran out
-            if stage == "typecheck" and self.config.fuse_stages and deadline is None:
+            if stage == "typecheck" and fuse and deadline is None:
                 fused = self._fused_typecheck_build(deadline)
                 if fused is not None:
                     stages.extend(fused[:2])
@@ -769,15 +805,19 @@ class Worker:
         self, deadline: float | None
     ) -> tuple[StageResult, StageResult, list[str]] | None:
         """typecheck + build in one dune run (:mod:`bactrian.ces.fused`), in the job's layer
-        like every stage: both results when it passed, None when it could not be used or did
-        not pass (then the stages run one by one, and only their results count)."""
+        like every stage: both results when it passed cleanly (exit 0, no output, no flag:
+        then each stage alone passes with no output too); None when the stages cannot be
+        fused here (nothing ran); :class:`_Unfused` when it ran and did not pass cleanly — the
+        job is then judged again, staged, on a fresh layer, so what the fused run's rules
+        wrote never reaches the staged verdict."""
         assert self.adapter is not None
         cmd = fused_command(self.adapter, self.base.stages)
         if cmd is None:
             return None
         res, run_flags = self._stage_flags("build", [], deadline, cmd=cmd)
-        if res.status != "passed":
-            return None
+        if res.status != "passed" or res.output.strip() or run_flags:
+            raise _Unfused(f"fused run {res.status}")
+        self.counters["fused"] += 1
         check = StageResult("typecheck", "passed", 0.0, "", 0, cmd)
         return check, res, run_flags
 
@@ -887,8 +927,11 @@ class Worker:
         }
 
     def close(self) -> None:
-        """Release the worker; its tree stays on disk so a later process can reuse it."""
+        """Release the worker and its uid; its tree stays on disk so a later process can
+        reuse it (a later :meth:`warm` leases a uid again)."""
         self.adapter = None
+        if self._uid_lease is not None:
+            self._uid_lease.release()
 
     def destroy(self) -> None:
         """Delete the worker's directory."""
