@@ -62,10 +62,9 @@ class CESConfig:
     adapter: str = "auto"  # default adapter for bases that do not name one
     timeout_s: float = 120.0  # default wall-clock limit per stage
     apply_timeout_s: float = 20.0  # the apply stage (in process): time to place the hunks
-    # typecheck + build in one dune run when both pass (ces/fused.py). Off by default: a fused
-    # run that fails leaves what its build rules wrote in the job's layer, so the staged reruns
-    # after it are not exactly a staged job's (and it saved about 3%)
-    fuse_stages: bool = False
+    # typecheck + build as one dune run (ces/fused.py); a job whose fused run does not pass
+    # cleanly is judged again, staged, on a fresh layer, so verdicts are the staged ones
+    fuse_stages: bool = True
     stage_timeouts: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     warm_timeout_s: float = 1800.0  # per stage while warming (a cold build of the base)
     cpu_s: int = 120
