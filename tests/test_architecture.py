@@ -51,8 +51,6 @@ def test_cli_modules_import_no_heavy_engine(module: str) -> None:
 def test_heavy_modules_are_installed_for_the_tests() -> None:
     # `make test` installs every extra: the suites that use them must run, not skip
     for module in HEAVY_MODULES:
-        if module == "trl":
-            continue  # bactrian[train] is a placeholder until the training part lands
         require(module)
 
 
