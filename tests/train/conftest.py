@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.evaluate.conftest import STAGES, make_repo
 
 from bactrian.dataset.example import Example
 from bactrian.dataset.splits import DatasetConfig, build_dataset, load_dataset
@@ -16,6 +15,7 @@ from bactrian.dataset.store import ExampleDB
 from bactrian.mine.config import MineConfig
 from bactrian.mine.mining import mine_vcs
 from bactrian.sample.workspace import read_tree, workspace_path
+from tests.evaluate.conftest import STAGES, make_repo
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"

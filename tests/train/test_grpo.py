@@ -8,8 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.evaluate.conftest import STAGES
-from tests.train.conftest import train_config_file
 
 from bactrian.ces.api import evaluate, shutdown
 from bactrian.ces.contract import BaseSpec
@@ -19,6 +17,8 @@ from bactrian.strategies import get_strategy
 from bactrian.train.config import load_train_config
 from bactrian.train.reward import REWARDS_LOG, read_reward_log
 from bactrian.train.run import METRICS_LOG, train
+from tests.evaluate.conftest import STAGES
+from tests.train.conftest import train_config_file
 
 
 def test_grpo_two_steps_rewards_are_the_ces_verdicts_rewards(

@@ -9,13 +9,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from tests.evaluate.conftest import STAGES
 
 from bactrian.ces.api import shutdown
 from bactrian.ces.rlreward import ExampleJudge, model_output_config
 from bactrian.dataset.splits import load_dataset
 from bactrian.errors import CESError
 from bactrian.train.reward import CESReward, read_reward_log
+from tests.evaluate.conftest import STAGES
 
 BROKEN = "let sub a b = a -. b\n"  # a type error: parses, does not type-check
 

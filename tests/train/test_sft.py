@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.train.conftest import train_config_file
 
 from bactrian.models import resolve_model
 from bactrian.train.config import load_train_config
 from bactrian.train.data import TrainError
 from bactrian.train.run import METRICS_LOG, train
+from tests.train.conftest import train_config_file
 
 
 def _weights(path: Path) -> dict[str, object]:

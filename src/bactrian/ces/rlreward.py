@@ -112,7 +112,7 @@ class ExampleJudge:
         *,
         strategy: str | Strategy = "unified-diff",
         split: str | None = "rl",
-        backend: str | None = None,
+        backend: str | CESBackend | None = None,
         config: CESConfig | None = None,
         workers: int | None = None,
         stages: dict[str, str] | None = None,
@@ -131,8 +131,10 @@ class ExampleJudge:
                 f"(splits: {sorted({str(e.split) for e in examples})})."
             )
         self.strategy = strategy if isinstance(strategy, Strategy) else get_strategy(strategy)
+        model_output_config(policy)  # refuses "trust"
+        self.policy = policy
         self.config = config or model_output_config(policy)
-        self.backend_name = backend
+        self.backend_name = backend if isinstance(backend, str) else None
         self.workers = workers
         self.stages = dict(stages or {})
         self.format_weight = float(format_weight)
@@ -140,7 +142,8 @@ class ExampleJudge:
         self.bases_dir = Path(bases_dir) if bases_dir else root
         self._bases: dict[str, BaseSpec] = {}
         self._lock = threading.Lock()
-        self._backend: CESBackend | None = None
+        # a backend instance (the service's own) is used as is; a name is shared per process
+        self._backend: CESBackend | None = None if isinstance(backend, str | None) else backend
 
     @property
     def backend(self) -> CESBackend:
@@ -198,7 +201,14 @@ class ExampleJudge:
             # text with no readable edit goes to the CES as it is: `apply` says why
             diff = out.diff if out.well_formed else text
             parsed.append((ex.id, out.well_formed, diff))
-            jobs.append(Job(base=self.base(ex.id), diff=diff, allow_lenient=True))
+            jobs.append(
+                Job(
+                    base=self.base(ex.id),
+                    diff=diff,
+                    allow_lenient=True,
+                    edits_tests_policy=self.policy,
+                )
+            )
         verdicts = self.backend.evaluate(jobs) if jobs else []
         result = []
         for (example_id, well_formed, diff), v in zip(parsed, verdicts, strict=True):
