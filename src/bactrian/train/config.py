@@ -41,7 +41,7 @@ class TrainConfig:
     logging_steps: int = 1
     save_steps: int = 0  # 0: a checkpoint only at the end
     save_total_limit: int = 2
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | None = None  # None: on with a GPU, off on CPU
     use_cpu: bool | None = None  # None: on CPU when no GPU is visible
     bf16: bool | None = None  # None: where the GPU supports it
     report_to: list[str] = field(default_factory=lambda: ["auto"])  # "auto": tensorboard if any
@@ -113,6 +113,8 @@ def resolved(cfg: TrainConfig, mode: str) -> TrainConfig:
         out.use_cpu = not gpu
     if out.bf16 is None:
         out.bf16 = bool(gpu and not out.use_cpu and _bf16_supported())
+    if out.gradient_checkpointing is None:
+        out.gradient_checkpointing = not out.use_cpu
     if out.use_cpu and out.bf16:
         raise ConfigError("bf16 = true needs a GPU; on CPU train with bf16 = false.")
     return out
