@@ -67,3 +67,20 @@ def test_a_non_empty_output_is_refused_before_any_weights_load(
     with pytest.raises(TrainError, match="not empty.*--resume.*--overwrite"):
         train("sft", cfg, dataset=money_dataset, output=out)
     assert (out / "x").read_text() == "mine"
+
+
+def test_resume_continues_from_the_last_checkpoint(
+    tiny_model: Path, money_dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    first = load_train_config(model=str(tiny_model), max_steps=2, save_steps=1, max_length=4096)
+    train("sft", first, dataset=money_dataset, output=out, register=False)
+    ckpts = sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*"))
+    assert ckpts == ["checkpoint-1", "checkpoint-2"]
+    more = load_train_config(model=str(tiny_model), max_steps=3, save_steps=1, max_length=4096)
+    meta = train("sft", more, dataset=money_dataset, output=out, resume=True, register=False)
+    assert meta["steps"] == 3
+    logged = [json.loads(x) for x in (out / METRICS_LOG).read_text().splitlines()]
+    assert [r["step"] for r in logged if "loss" in r] == [1, 2, 3]  # step 3 only was new
+    with pytest.raises(TrainError, match="holds no earlier run"):
+        train("sft", more, dataset=money_dataset, output=tmp_path / "new", resume=True)

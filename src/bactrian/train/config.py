@@ -134,6 +134,12 @@ def world_size() -> int:
         return 1
 
 
+def is_main_process() -> bool:
+    """Whether this is rank 0 of an ``accelerate launch`` (or a plain run): only it checks
+    and writes the output directory, the model card and the registration."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
 def validate(cfg: TrainConfig, mode: str) -> None:
     """Every setting checked before any weights load; a bad one is a :class:`ConfigError`
     that says what to change."""
@@ -155,6 +161,12 @@ def validate(cfg: TrainConfig, mode: str) -> None:
         raise ConfigError(f"learning_rate must lie in (0, 1), got {cfg.learning_rate}.")
     if cfg.merge_lora and not cfg.lora:
         raise ConfigError("merge_lora needs lora = true (--lora).")
+    if cfg.merge_lora and world_size() > 1:
+        raise ConfigError(
+            "merge_lora runs in one process (sharded weights cannot be merged in place): under "
+            "accelerate launch train the adapter without it; the adapter loads by name with "
+            "its base, or merge it afterwards in a single process."
+        )
     if mode != "rl":
         return
     if cfg.num_generations < 2:

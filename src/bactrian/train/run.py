@@ -32,7 +32,7 @@ from bactrian.errors import BactrianError
 from bactrian.extras import require
 from bactrian.models.base import register_model
 from bactrian.strategies import Strategy
-from bactrian.train.config import TrainConfig, resolved, validate
+from bactrian.train.config import TrainConfig, is_main_process, resolved, validate
 from bactrian.train.data import (
     META,
     ModelSource,
@@ -84,7 +84,8 @@ def plan(
     :class:`~bactrian.errors.ConfigError` that says what to change."""
     validate(cfg, mode)
     output = Path(output)
-    check_output(output, resume=resume, overwrite=overwrite)
+    if is_main_process():  # the other ranks of a launch find rank 0's files there
+        check_output(output, resume=resume, overwrite=overwrite)
     manifest, examples = load_split(Path(dataset), split_for(mode))
     source = resolve_source(cfg.model)
     strategy = pick_strategy(cfg, source, examples)
@@ -123,7 +124,7 @@ def train(
     p = plan(
         mode, cfg, dataset=dataset, output=output, resume=resume, overwrite=overwrite, name=name
     )
-    if overwrite and p.output.exists():
+    if overwrite and p.output.exists() and is_main_process():
         shutil.rmtree(p.output)
     p.output.mkdir(parents=True, exist_ok=True)
     echo(
@@ -155,9 +156,10 @@ def train(
         metrics["ces_judge_s"] = round(reward.judge_s, 3)
     saved = _save(p, trainer, tokenizer)
     meta = _meta(p, metrics, saved, trainer)
-    (p.output / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    if register:
-        _register(p, saved, meta)
+    if is_main_process():
+        (p.output / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        if register:
+            _register(p, saved, meta)
     echo(f"saved {saved['kind']} model to {p.output} (registered as {p.name!r})")
     return meta
 
@@ -366,16 +368,15 @@ def _last_checkpoint(root: Path) -> Path | None:
 def _save(p: Plan, trainer: Any, tokenizer: Any) -> dict[str, Any]:
     """Save the model into ``output``: a merged LoRA or full weights as a plain checkpoint,
     else the adapter (loaded with its base by the local backend)."""
-    model = trainer.model
-    unwrap = getattr(trainer.accelerator, "unwrap_model", None)
-    if unwrap is not None:
-        model = unwrap(model)
+    model = trainer.accelerator.unwrap_model(trainer.model)
     is_peft = hasattr(model, "peft_config")
-    if is_peft and p.cfg.merge_lora:
-        model = model.merge_and_unload()
+    if is_peft and p.cfg.merge_lora:  # one process (validate refuses it under a launch)
+        model.merge_and_unload().save_pretrained(str(p.output))
         is_peft = False
-    model.save_pretrained(str(p.output))
-    tokenizer.save_pretrained(str(p.output))
+    else:  # gathers ZeRO-3 / FSDP shards; writes on the main process only
+        trainer.save_model(str(p.output))
+    if is_main_process():
+        tokenizer.save_pretrained(str(p.output))
     return {"kind": "lora-adapter" if is_peft else "full", "adapter": is_peft}
 
 
