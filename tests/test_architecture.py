@@ -25,6 +25,7 @@ LIGHT_MODULES = [
     "bactrian.dataset.cli",
     "bactrian.ces.cli",
     "bactrian.sample.cli",
+    "bactrian.train.cli",
     "bactrian.aid",
     "bactrian.demo",
 ]
@@ -51,8 +52,6 @@ def test_cli_modules_import_no_heavy_engine(module: str) -> None:
 def test_heavy_modules_are_installed_for_the_tests() -> None:
     # `make test` installs every extra: the suites that use them must run, not skip
     for module in HEAVY_MODULES:
-        if module == "trl":
-            continue  # bactrian[train] is a placeholder until the training part lands
         require(module)
 
 
@@ -93,10 +92,10 @@ LAYERS: dict[str, int] = {
     "mine": 9,
     "doctor": 10,
     "evaluate": 10,
-    "train": 10,
     "aid": 10,
-    "demo": 11,
-    "cli": 11,
+    "train": 11,  # above evaluate: its demo compares a model before and after training
+    "demo": 12,
+    "cli": 12,
 }
 NOBODY_IMPORTS = {"aid"}  # the sidecar is a leaf: nothing else may depend on it
 CLI_MODULES = {"bactrian.cli", "bactrian.demo"}  # and every part's ``cli`` module

@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "group",
         "Evaluate models on held-out examples with the CES.",
     ),
+    "train": (
+        "bactrian.train.cli",
+        "group",
+        "Fine-tune models: SFT, then RL (GRPO) with the CES as the reward.",
+    ),
     "demo": ("bactrian.demo", "demo", "Run the main job on the bundled sample."),
     "doctor": ("bactrian.doctor", "doctor", "Why a build is red, and a build scope that works."),
 }

@@ -8,7 +8,7 @@ extra is a one-line "install bactrian[ray]" instead of an ``ImportError`` traceb
     ray      ray
     serve    fastapi, uvicorn, prometheus_client
     data     datasets, pyarrow
-    train    torch, transformers, trl (later)
+    train    trl (over the models extra: torch, transformers, peft)
 """
 
 from __future__ import annotations

@@ -346,6 +346,18 @@ def status(as_json: bool) -> None:
     help="Let requests ask for edits_tests_policy 'trust' (the diff's own tests run as "
     "written: for human-written diffs only). Refused with 403 otherwise.",
 )
+@click.option(
+    "--openrlhf-dataset",
+    type=click.Path(exists=True, file_okay=False),
+    help="Also serve OpenRLHF's remote reward endpoint (POST /openrlhf/reward) over the "
+    "examples of this dataset (labels = example ids).",
+)
+@click.option(
+    "--openrlhf-strategy",
+    default="unified-diff",
+    show_default=True,
+    help="The prompt strategy that parses the responses back into diffs.",
+)
 def serve(
     host: str,
     port: int,
@@ -359,10 +371,12 @@ def serve(
     keep_mb: float,
     keep_s: float,
     allow_trust: bool,
+    openrlhf_dataset: str | None,
+    openrlhf_strategy: str,
 ) -> None:
     """Serve the CES over HTTP: POST /v1/batches, GET /v1/batches/ID, POST /v1/evaluate,
-    POST /v1/warm, GET /v1/status, GET /healthz, GET /metrics (Prometheus). Runs until
-    interrupted."""
+    POST /v1/warm, GET /v1/status, GET /healthz, GET /metrics (Prometheus), and with
+    --openrlhf-dataset POST /openrlhf/reward. Runs until interrupted."""
     for module in ("fastapi", "uvicorn", "prometheus_client"):
         require(module, "serve", what="bactrian ces serve")
     from bactrian.ces.client import token_from_env
@@ -381,4 +395,6 @@ def serve(
         max_body_bytes=int(max_body_mb * mb),
         retention=Retention(keep=keep_batches, keep_bytes=int(keep_mb * mb), keep_s=keep_s),
         allow_trust=allow_trust,
+        openrlhf_dataset=openrlhf_dataset,
+        openrlhf_strategy=openrlhf_strategy,
     )

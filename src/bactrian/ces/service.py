@@ -16,6 +16,8 @@ service has a token):
 - ``GET /v1/status`` → the backend's ``status()`` and the service's queued jobs.
 - ``GET /healthz`` → ``{"ok": true, "backend": ..., "version": ...}`` (no token needed).
 - ``GET /metrics`` → Prometheus text (see :mod:`bactrian.ces.metrics`).
+- ``POST /openrlhf/reward`` (only with ``--openrlhf-dataset DIR``): OpenRLHF's remote reward
+  endpoint over that dataset's examples (see :mod:`bactrian.ces.openrlhf`).
 
 Errors: 401 without the token, 403 for a base outside ``allowed_roots`` or a refused policy,
 404 for an unknown batch, 413 for a body over ``max_body_bytes``, 422 for a malformed request
@@ -55,11 +57,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from bactrian.ces import openrlhf
 from bactrian.ces.backends import make_backend
 from bactrian.ces.client import token_from_env
 from bactrian.ces.config import EDITS_TESTS_POLICIES, CESConfig
 from bactrian.ces.contract import BaseSpec, CESBackend, Job, Verdict
 from bactrian.ces.metrics import CONTENT_TYPE, CESMetrics
+from bactrian.ces.rlreward import ExampleJudge
 from bactrian.errors import BactrianError, BaseNotGreenError, CESError
 
 log = logging.getLogger(__name__)
@@ -379,8 +383,10 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     retention: Retention | None = None,
     allow_trust: bool = False,
+    openrlhf_judge: ExampleJudge | None = None,
 ) -> FastAPI:
-    """A FastAPI app serving ``backend``. The caller owns the backend (and closes it).
+    """A FastAPI app serving ``backend`` (and OpenRLHF's reward route over
+    ``openrlhf_judge``'s dataset when given). The caller owns the backend (and closes it).
 
     ``status_timeout_s`` bounds how long a metrics scrape waits for ``backend.status()``.
     ``allowed_roots``: when given, a base must be a directory under one of them (403 else).
@@ -507,6 +513,8 @@ def create_app(
             raise HTTPException(status_code=500, detail=batch.error or str(exc)) from exc
         return {"id": batch.id, "verdicts": [v.to_dict() for v in verdicts]}
 
+    if openrlhf_judge is not None:
+        openrlhf.mount(app, openrlhf_judge, auth)
     return app
 
 
@@ -527,13 +535,26 @@ def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     retention: Retention | None = None,
     allow_trust: bool = False,
+    openrlhf_dataset: str | os.PathLike[str] | None = None,
+    openrlhf_strategy: str = "unified-diff",
 ) -> None:
-    """Run the service with uvicorn until interrupted, then close the backend."""
+    """Run the service with uvicorn until interrupted, then close the backend.
+    ``openrlhf_dataset``: also serve OpenRLHF's reward route over that dataset."""
     import uvicorn
 
     config = config or CESConfig.load(workers=workers)
     impl = make_backend(backend, config, address=address)
     try:
+        judge = None
+        if openrlhf_dataset:
+            judge = ExampleJudge(
+                Path(openrlhf_dataset),
+                strategy=openrlhf_strategy,
+                split=None,
+                backend=impl,
+                config=config,
+                workers=workers,
+            )
         app = create_app(
             impl,
             token=token,
@@ -541,6 +562,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             retention=retention,
             allow_trust=allow_trust,
+            openrlhf_judge=judge,
         )
         if host not in ("127.0.0.1", "localhost", "::1") and not token:
             log.warning(

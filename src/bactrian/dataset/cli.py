@@ -175,7 +175,7 @@ def list_cmd(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "parquet", "chat", "completion"]),
+    type=click.Choice(["jsonl", "parquet", "chat", "completion", "verl", "openrlhf"]),
     default="jsonl",
     show_default=True,
     help="Output format.",
@@ -186,8 +186,8 @@ def list_cmd(
     help="Directory (default PATH/export/FORMAT).",
 )
 def export_cmd(path: Path, fmt: str, out: Path | None) -> None:
-    """Export the dataset in PATH per split: JSONL, Hugging Face Parquet, chat messages or
-    prompt/completion pairs."""
+    """Export the dataset in PATH per split: JSONL, Hugging Face Parquet, chat messages,
+    prompt/completion pairs, or RL data for verl (Parquet) and OpenRLHF (JSONL)."""
     from bactrian.dataset.splits import export_dataset
 
     for f in export_dataset(path, fmt, out):

@@ -40,7 +40,8 @@ from bactrian.snapshot import Store, load_config
 from bactrian.strategies import get_strategy
 
 SPLITS = ("train", "rl", "heldout")
-FORMATS = ("jsonl", "parquet", "chat", "completion")
+FORMATS = ("jsonl", "parquet", "chat", "completion", "verl", "openrlhf")
+RL_DATA_SOURCE = "bactrian"  # verl's data_source: routes its rows to bactrian.train.verl
 
 
 @dataclass
@@ -428,8 +429,15 @@ def render_completion(ex: Example) -> dict[str, str]:
 
 
 def export_dataset(path: Path, fmt: str, out: Path | None = None) -> list[Path]:
-    """Export every split in ``fmt`` (jsonl, parquet, chat, completion) under ``out``
-    (default ``path/export/<fmt>``); returns the files written."""
+    """Export every split in ``fmt`` (jsonl, parquet, chat, completion, verl, openrlhf)
+    under ``out`` (default ``path/export/<fmt>``); returns the files written.
+
+    ``verl``: ``<split>.parquet`` with verl's columns — ``data_source``, ``prompt`` (chat
+    messages), ``ability``, ``reward_model`` ``{style, ground_truth}`` (the gold diff) and
+    ``extra_info`` ``{example_id, dataset, split, index}``, which is how
+    ``bactrian.train.verl:compute_score`` finds the example's base. ``openrlhf``:
+    ``<split>.jsonl`` rows ``{"input": messages, "label": example_id}`` (``--input_key input
+    --label_key label --apply_chat_template``)."""
     if fmt not in FORMATS:
         raise MiningError(f"Unknown export format {fmt!r}. Available: {', '.join(FORMATS)}.")
     _, examples = load_dataset(path)
@@ -438,7 +446,16 @@ def export_dataset(path: Path, fmt: str, out: Path | None = None) -> list[Path]:
     written = []
     for split in SPLITS:
         rows = [e for e in examples if e.split == split]
-        if fmt == "parquet":
+        if fmt == "verl":
+            datasets = require("datasets", "data", what="verl export")
+            target = out / f"{split}.parquet"
+            if not rows:
+                continue
+            root = str(Path(path).resolve())
+            datasets.Dataset.from_list(
+                [_verl_row(e, i, root) for i, e in enumerate(rows)]
+            ).to_parquet(str(target))
+        elif fmt == "parquet":
             datasets = require("datasets", "data", what="Parquet export")
             target = out / f"{split}.parquet"
             flat = [_flat(e) for e in rows]
@@ -451,11 +468,23 @@ def export_dataset(path: Path, fmt: str, out: Path | None = None) -> list[Path]:
                 data = [e.to_dict() for e in rows]
             elif fmt == "chat":
                 data = [{"id": e.id, "messages": render_chat(e)} for e in rows]
+            elif fmt == "openrlhf":
+                data = [{"input": render_chat(e)[:2], "label": e.id} for e in rows]
             else:
                 data = [{"id": e.id, **render_completion(e)} for e in rows]
             _write_jsonl(target, data)
         written.append(target)
     return written
+
+
+def _verl_row(ex: Example, index: int, dataset: str) -> dict[str, Any]:
+    return {
+        "data_source": RL_DATA_SOURCE,
+        "prompt": render_chat(ex)[:2],  # system + user: the model writes the assistant turn
+        "ability": "code",
+        "reward_model": {"style": "rule", "ground_truth": ex.diff},
+        "extra_info": {"example_id": ex.id, "dataset": dataset, "split": ex.split, "index": index},
+    }
 
 
 def _flat(ex: Example) -> dict[str, Any]:

@@ -22,12 +22,15 @@ The flat keys of ``[models]`` itself stay the "unnamed" default model (used by t
 from __future__ import annotations
 
 import difflib
+import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from bactrian.config import load_section, read_file
+from bactrian.config import data_dir, load_section, read_file
 from bactrian.errors import ConfigError, ModelError, UnknownNameError
 
 Messages = list[dict[str, str]]
@@ -309,10 +312,107 @@ def load_model_config(**overrides: Any) -> ModelConfig:
     return load_section(ModelConfig, "models", file_data={"models": flat}, overrides=overrides)
 
 
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+REGISTERED_KEYS = ("path", "adapter", "strategy", "max_prompt_tokens", "max_tokens", "dtype")
+
+
+def registry_path() -> Path:
+    """Where ``bactrian models add`` (and ``bactrian train``) register local models by name:
+    ``data_dir()/models.json`` (outside any workspace)."""
+    return data_dir() / "models.json"
+
+
+def registered_models() -> dict[str, dict[str, Any]]:
+    """The models registered by name (``{name: {path, adapter, strategy, ...}}``)."""
+    path = registry_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        raise ConfigError(
+            f"{path} is not valid JSON; remove it and register the models again "
+            "(`bactrian models add NAME DIR`)."
+        ) from None
+    return (
+        {str(k): dict(v) for k, v in data.items() if isinstance(v, dict)}
+        if isinstance(data, dict)
+        else {}
+    )
+
+
+def register_model(name: str, **entry: Any) -> ModelConfig:
+    """Register a local transformers model under ``name`` (``path``: its checkpoint; optional
+    ``adapter``, ``strategy``, ``max_prompt_tokens``, ``max_tokens``, ``dtype``); a name the
+    built-ins hold is refused. Returns its config."""
+    if not MODEL_NAME.fullmatch(name):
+        raise ConfigError(
+            f"Model name {name!r} is not valid: letters, digits, '.', '_' and '-' only "
+            "(at most 64, starting with a letter or digit)."
+        )
+    if name in BUILTIN_MODELS:
+        raise ConfigError(f"{name!r} is a built-in model; register under another name.")
+    unknown = sorted(set(entry) - set(REGISTERED_KEYS))
+    if unknown:
+        raise ConfigError(f"Unknown model setting(s) {', '.join(unknown)}.")
+    clean = {k: v for k, v in entry.items() if v not in (None, "")}
+    models = registered_models()
+    models[name] = clean
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(models, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return named_models()[name]
+
+
+def register_directory(name: str, directory: Path) -> ModelConfig:
+    """Register the model in ``directory`` under ``name``: a transformers checkpoint, or a
+    PEFT adapter (``adapter_config.json`` naming its base). A ``bactrian.json`` beside it (a
+    ``bactrian train`` output) gives its strategy and prompt budget."""
+    d = Path(directory).expanduser().resolve()
+    meta: dict[str, Any] = {}
+    if (d / "bactrian.json").is_file():
+        try:
+            meta = json.loads((d / "bactrian.json").read_text())
+        except ValueError:
+            raise ConfigError(f"{d}/bactrian.json is not valid JSON.") from None
+    mc = dict(meta.get("model_config") or {}) if isinstance(meta, dict) else {}
+    entry: dict[str, Any] = {k: mc.get(k) for k in ("strategy", "max_prompt_tokens", "max_tokens")}
+    if (d / "config.json").is_file():
+        entry["path"] = str(d)
+    elif (d / "adapter_config.json").is_file():
+        try:
+            base = json.loads((d / "adapter_config.json").read_text()).get(
+                "base_model_name_or_path"
+            )
+        except (ValueError, AttributeError):
+            base = None
+        base = meta.get("base_path") or base
+        if not base or not (Path(str(base)) / "config.json").is_file():
+            raise ConfigError(
+                f"The adapter in {d} names base model {base!r}, which is not a model directory "
+                "here; register the base's directory, or retrain."
+            )
+        entry.update(path=str(base), adapter=str(d))
+    else:
+        raise ConfigError(
+            f"{d} holds no model: no config.json (a checkpoint) and no adapter_config.json "
+            "(a PEFT adapter). Point at a directory written by save_pretrained or `bactrian train`."
+        )
+    return register_model(name, **entry)
+
+
 def named_models() -> dict[str, ModelConfig]:
-    """Every named model: the built-in ones, then the config file's ``[models.NAME]``."""
+    """Every named model: the built-in ones, the registered ones (``models.json``), then the
+    config file's ``[models.NAME]``."""
     _, named = _split_models_table(read_file())
     out = dict(BUILTIN_MODELS)
+    for name, entry in registered_models().items():
+        if name in out or not MODEL_NAME.fullmatch(name):
+            continue
+        values = {k: v for k, v in entry.items() if k in REGISTERED_KEYS}
+        out[name] = ModelConfig(name=name, backend="transformers", **values)
     for name, table in named.items():
         base = BUILTIN_MODELS.get(name)
         merged = {**(base.describe() if base else {}), **table}

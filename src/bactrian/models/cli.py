@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
 from bactrian.models.backends import make_backend
-from bactrian.models.base import named_models, resolve_model
+from bactrian.models.base import named_models, register_directory, resolve_model
 
 
 @click.group("models")
@@ -27,6 +28,17 @@ def list_cmd(as_json: bool) -> None:
     for name, m in sorted(models.items()):
         where = m.path or m.base_url or "(not configured)"
         click.echo(f"{name:<16} {m.backend:<13} {where}  strategy={m.strategy}")
+
+
+@group.command("add")
+@click.argument("name")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def add_cmd(name: str, directory: Path) -> None:
+    """Register the local model in DIRECTORY (a checkpoint, a PEFT adapter, or a `bactrian
+    train` output) under NAME, for `bactrian eval --model NAME` and the sidecar."""
+    cfg = register_directory(name, directory)
+    where = cfg.path + (f" + adapter {cfg.adapter}" if cfg.adapter else "")
+    click.echo(f"registered {name}: {where} (strategy {cfg.strategy})")
 
 
 @group.command("show")
