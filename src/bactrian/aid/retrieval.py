@@ -56,7 +56,9 @@ class Retriever:
         self.index = index
         self.limit = limit
         key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
-        self.db = open_wal(state / f"retrieval-{key}.sqlite", synchronous="OFF", schema=SCHEMA, shared=True)
+        self.db = open_wal(
+            state / f"retrieval-{key}.sqlite", synchronous="OFF", schema=SCHEMA, shared=True
+        )
         self.db_lock = threading.Lock()
         self._refreshing = False
 
