@@ -3,6 +3,7 @@ small OCaml workspace to talk about."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -152,15 +153,11 @@ class SidecarProc:
 
     def stop(self) -> None:
         pids = {self.proc.pid} if self.proc is not None else set()
-        try:
+        with contextlib.suppress(OSError, ValueError):
             pids.add(self.server_pid())
-        except (OSError, ValueError):
-            pass
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         if self.proc is not None:
             try:
                 self.proc.wait(10)
