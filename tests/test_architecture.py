@@ -27,6 +27,8 @@ LIGHT_MODULES = [
     "bactrian.sample.cli",
     "bactrian.train.cli",
     "bactrian.aid",
+    "bactrian.aid.cli",
+    "bactrian.aid.server",
     "bactrian.demo",
 ]
 
