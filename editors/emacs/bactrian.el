@@ -443,10 +443,18 @@ Only a change of some text is reported as applied."
                                               :text (with-current-buffer b
                                                       (buffer-substring-no-properties
                                                        (point-min) (point-max))))))))
-    (bactrian--request
-     'apply (list :proposalId id :target "buffers" :buffers bufs)
-     (lambda (r) (bactrian--apply-result r))
-     (lambda (err) (bactrian--append "\n**apply failed:** " (plist-get err :message) "\n")))))
+    (if (seq-empty-p (plist-get final :files))
+        (bactrian--nothing-applied)
+      (bactrian--request
+       'apply (list :proposalId id :target "buffers" :buffers bufs)
+       (lambda (r) (bactrian--apply-result r))
+       (lambda (err)
+         (bactrian--append "\n**apply failed:** " (plist-get err :message) "\n"))))))
+
+(defun bactrian--nothing-applied ()
+  "Say that nothing changed (never \"applied\"), and feed that back as rejected."
+  (bactrian--append "\n_nothing applied: the proposal leaves every file as it is_\n")
+  (bactrian--feedback "rejected" nil))
 
 (defun bactrian--apply-result (result)
   "Put RESULT's new texts into buffers; report applied only if a text changed."
@@ -467,13 +475,13 @@ Only a change of some text is reported as applied."
                 (let ((inhibit-read-only t))
                   (save-excursion (replace-region-contents (point-min) (point-max)
                                                            (lambda () new))))
-                (push path changed)
-                (unless open (save-buffer))))))))
+                (push path changed)))
+            (unless (or open (not (buffer-live-p buf)))
+              (save-buffer)
+              (kill-buffer buf))))))
     (setq bactrian--proposal (plist-put bactrian--proposal :before before))
     (if (not changed)
-        (progn
-          (bactrian--append "\n_nothing applied: the proposal leaves every file as it is_\n")
-          (bactrian--feedback "rejected" nil))
+        (bactrian--nothing-applied)
       (setq bactrian--proposal (plist-put bactrian--proposal :applied (nreverse changed)))
       (bactrian--append
        (format "\n_applied to %s (%s); C-c , RET accept · C-c , k reject_\n"
@@ -482,15 +490,18 @@ Only a change of some text is reported as applied."
                             (mapconcat (lambda (h) (plist-get h :rung)) (plist-get f :hunks) "/"))
                           (plist-get result :files) ", "))))))
 
-(defun bactrian--feedback (outcome final-text)
-  "Send OUTCOME (with FINAL-TEXT, a hash path→text) for the proposal, once."
+(defun bactrian--feedback (outcome final-text &optional quiet)
+  "Send OUTCOME (with FINAL-TEXT, a hash path→text) for the proposal, once.
+Unless QUIET, the conversation shows when the sidecar recorded it."
   (let ((id (plist-get bactrian--proposal :id)))
     (when (and id (not (plist-get bactrian--proposal :feedback)))
       (setq bactrian--proposal (plist-put bactrian--proposal :feedback outcome))
       (bactrian--request 'feedback
                          (append (list :proposalId id :outcome outcome)
                                  (and final-text (list :finalText final-text)))
-                         (lambda (_r) (bactrian--append (format "_feedback: %s_\n" outcome)))))))
+                         (lambda (_r)
+                           (unless quiet
+                             (bactrian--append (format "_feedback: %s_\n" outcome))))))))
 
 (defun bactrian-accept ()
   "Accept the applied proposal (as `edited' with the final text if you changed it)."
@@ -531,7 +542,7 @@ Feedback is sent in every case."
   (when (and (eq (plist-get bactrian--proposal :state) 'final)
              (not (plist-get bactrian--proposal :feedback))
              bactrian--conn)
-    (bactrian--feedback "rejected" nil)))
+    (bactrian--feedback "rejected" nil t)))
 
 (defun bactrian-status ()
   "Show the build status, model and experiment arm."

@@ -25,8 +25,16 @@ local function text(buf)
   return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n') .. '\n'
 end
 
-local function visit(path)
+local pristine = vim.fn.readfile(root .. '/lib/money.ml')
+
+-- every test starts from lib/money.ml as the sample has it, with no buffer on it
+local function reset()
   vim.cmd('silent! %bwipeout!')
+  vim.fn.writefile(pristine, root .. '/lib/money.ml')
+end
+
+local function visit(path)
+  reset()
   vim.cmd('edit ' .. root .. '/' .. path)
   return vim.api.nvim_get_current_buf()
 end
@@ -113,16 +121,8 @@ test('no_change_is_never_applied', function()
   local buf = visit('lib/money.ml')
   local before = text(buf)
   ask('add zero if it is not already there')
-  local files = b._proposal().final.files or {}
-  if #files == 0 then
-    assert(has(conv(), '_no change proposed'), conv())
-    b.reject()
-  else
-    b.apply()
-    wait(function()
-      return b._proposal().before ~= nil
-    end, 'the apply')
-  end
+  assert(has(conv(), '_no change proposed'), conv())
+  b.apply()
   fed_back('rejected')
   assert(text(buf) == before)
   assert(not vim.api.nvim_buf_get_option(buf, 'modified'))
@@ -131,7 +131,7 @@ test('no_change_is_never_applied', function()
 end)
 
 test('apply_to_file_not_open', function()
-  vim.cmd('silent! %bwipeout!')
+  reset()
   b.ask('add a double function', 'workspace')
   wait(function()
     return state() == 'final'

@@ -213,7 +213,7 @@ local function open_buffers(except)
   return out
 end
 
-local function feedback(outcome, final_text)
+local function feedback(outcome, final_text, quiet)
   if not (proposal and proposal.id) or proposal.feedback then
     return
   end
@@ -222,7 +222,7 @@ local function feedback(outcome, final_text)
   rpc.request('feedback', params, function(err, _)
     if err then
       notify('feedback failed: ' .. err.message, vim.log.levels.WARN)
-    else
+    elseif not quiet then
       append('_feedback: ' .. outcome .. '_\n')
     end
   end)
@@ -231,7 +231,7 @@ end
 local function propose(params, source)
   -- a finished proposal left without a verdict is rejected: feedback in every case
   if proposal and proposal.state == 'final' and not proposal.feedback then
-    feedback('rejected', nil)
+    feedback('rejected', nil, true)
   end
   last_ask = { params = params, source = source }
   proposal = { state = 'asking', source = source }
@@ -387,6 +387,12 @@ local function set_text(b, text)
   vim.api.nvim_buf_set_lines(b, 0, -1, false, lines)
 end
 
+--- Nothing changed: never reported as applied, fed back as rejected.
+local function nothing_applied()
+  append('\n_nothing applied: the proposal leaves every file as it is_\n')
+  feedback('rejected', nil)
+end
+
 local function apply_result(result)
   local changed, before = {}, {}
   for _, f in ipairs(result.files or {}) do
@@ -415,8 +421,7 @@ local function apply_result(result)
   end
   proposal.before = before
   if #changed == 0 then
-    append('\n_nothing applied: the proposal leaves every file as it is_\n')
-    feedback('rejected', nil)
+    nothing_applied()
     return
   end
   proposal.applied = changed
@@ -433,6 +438,10 @@ end
 function M.apply()
   local f = final()
   if not f then
+    return
+  end
+  if #(f.files or {}) == 0 then
+    nothing_applied()
     return
   end
   local bufs = {}
