@@ -302,7 +302,11 @@ On an error call ON-ERROR, or show the message."
   (setq bactrian--proposal (list :id nil :state 'asking :source source :tokens 0))
   (bactrian--request
    'propose params
-   (lambda (r) (setq bactrian--proposal (plist-put bactrian--proposal :id (plist-get r :proposalId))))
+   (lambda (r)
+     (let ((id (plist-get r :proposalId)))
+       (setq bactrian--proposal (plist-put bactrian--proposal :id id))
+       (dolist (p (reverse (plist-get bactrian--proposal :early)))
+         (when (equal (plist-get p :proposalId) id) (bactrian--progress p)))))
    (lambda (err)
      (setq bactrian--proposal (plist-put bactrian--proposal :state 'failed))
      (bactrian--append "\n**failed:** " (plist-get err :message) "\n"))))
@@ -370,9 +374,16 @@ On an error call ON-ERROR, or show the message."
   (pcase method
     ('aid/restarting (bactrian--restart-signal (plist-get params :retryAfterMs)))
     ('aid/progress
-     (when (and bactrian--proposal
-                (equal (plist-get params :proposalId) (plist-get bactrian--proposal :id)))
-       (bactrian--progress params)))))
+     (cond
+      ((null bactrian--proposal))
+      ((equal (plist-get params :proposalId) (plist-get bactrian--proposal :id))
+       (bactrian--progress params))
+      ;; the sidecar may stream before it answers `propose': keep until the id is known
+      ((and (null (plist-get bactrian--proposal :id))
+            (eq (plist-get bactrian--proposal :state) 'asking))
+       (setq bactrian--proposal
+             (plist-put bactrian--proposal :early
+                        (cons params (plist-get bactrian--proposal :early)))))))))
 
 (defun bactrian--progress (p)
   "Show progress P of the current proposal."

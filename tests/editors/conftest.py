@@ -88,6 +88,7 @@ class Sidecar:
                     str(self.socket),
                     "--config",
                     str(self.config),
+                    "--no-warm",
                 ],
                 cwd=self.root,
                 env=self.env,
@@ -150,6 +151,8 @@ def write_config(path: Path, script: Path) -> None:
                 "[aid]",
                 'model = "scripted"',
                 'build_probe = "none"',
+                "recent_files = 0",
+                f"metrics_db = {json.dumps(str(path.parent / 'metrics.sqlite'))}",
                 "",
                 "[models.scripted]",
                 'backend = "scripted"',
@@ -197,3 +200,5 @@ def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
     finally:
         side.stop()
         side.socket.unlink(missing_ok=True)
+        # the server's private state directory beside the socket (lock, pid, proposals)
+        shutil.rmtree(side.socket.parent / f".{side.socket.name}.d", ignore_errors=True)

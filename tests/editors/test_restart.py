@@ -51,7 +51,8 @@ def test_emacs_survives_a_sidecar_restart(sidecar: Sidecar, tmp_path: Path) -> N
     sync.mkdir()
     cmd = [
         emacs(), "--batch", "-q", "-L", str(EMACS_DIR), "-L", str(HERE / "emacs"),
-        "-l", "bactrian-restart-test", "-f", "ert-run-tests-batch-and-exit",
+        "-l", "bactrian-restart-test",
+        "--eval", '(ert-run-tests-batch-and-exit "bactrian-survives-a-restart")',
     ]  # fmt: skip
     out = _restart_mid_answer(sidecar, cmd, sync, editor_env(sidecar, BACTRIAN_TEST_SYNC=str(sync)))
     assert "1 results as expected, 0 unexpected" in out, out

@@ -18,8 +18,8 @@
       bactrian-start-server nil)
 
 (defun bactrian-test--wait (pred what &optional seconds)
-  "Wait for PRED (up to SECONDS, default 10); fail naming WHAT."
-  (bactrian--wait pred (or seconds 10))
+  "Wait for PRED (up to SECONDS, default 30); fail naming WHAT."
+  (bactrian--wait pred (or seconds 30))
   (unless (funcall pred)
     (ert-fail (format "timed out waiting for %s; conversation:\n%s" what
                       (bactrian-test--conversation)))))

@@ -16,7 +16,7 @@ local function conv()
 end
 
 local function wait(pred, what, ms)
-  if not vim.wait(ms or 10000, pred, 10) then
+  if not vim.wait(ms or 30000, pred, 10) then
     error('timed out waiting for ' .. what .. '; conversation:\n' .. conv(), 0)
   end
 end

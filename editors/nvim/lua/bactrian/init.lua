@@ -108,6 +108,9 @@ local function on_notification(method, params)
   if method == 'aid/progress' then
     if proposal and params.proposalId == proposal.id then
       progress(params)
+    elseif proposal and proposal.id == nil and proposal.state == 'asking' then
+      -- the sidecar may stream before it answers propose: keep until the id is known
+      table.insert(proposal.early, params)
     end
   elseif method == 'aid/restarting' then
     fail_in_flight()
@@ -234,7 +237,7 @@ local function propose(params, source)
     feedback('rejected', nil, true)
   end
   last_ask = { params = params, source = source }
-  proposal = { state = 'asking', source = source }
+  proposal = { state = 'asking', source = source, early = {} }
   local mine = proposal
   append('\n## ' .. params.prompt .. '\n\n')
   rpc.request('propose', params, function(err, result)
@@ -244,6 +247,12 @@ local function propose(params, source)
       return
     end
     mine.id = result.proposalId
+    for _, p in ipairs(mine.early) do
+      if p.proposalId == mine.id and proposal == mine then
+        progress(p)
+      end
+    end
+    mine.early = {}
   end)
 end
 
