@@ -257,7 +257,9 @@ On an error call ON-ERROR, or show the message."
       (save-excursion (goto-char (point-max)) (apply #'insert strings))
       (when at-end (goto-char (point-max))))
     (dolist (w (get-buffer-window-list (current-buffer) nil t))
-      (set-window-point w (point-max)))))
+      (set-window-point w (point-max))
+      (unless (pos-visible-in-window-p (point-max) w)
+        (with-selected-window w (recenter -1))))))
 
 ;;;; Asking
 

@@ -97,7 +97,7 @@ def nvim_headless(
 class Tmux:
     """One tmux server (its own socket) with one window running an editor."""
 
-    def __init__(self, root: Path, env: dict[str, str], width: int = 120, height: int = 40):
+    def __init__(self, root: Path, env: dict[str, str], width: int = 160, height: int = 45):
         self.tmux = need("tmux", "apt-get install tmux")
         self.sock = root / "tmux.sock"
         self.env = env

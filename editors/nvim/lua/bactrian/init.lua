@@ -61,7 +61,7 @@ end
 function M.show()
   local b = conversation()
   if #vim.fn.win_findbuf(b) == 0 then
-    vim.cmd('botright split')
+    vim.cmd(vim.o.columns >= 140 and 'botright vsplit' or 'botright split')
     vim.api.nvim_win_set_buf(0, b)
     vim.cmd('wincmd p')
   end
