@@ -153,8 +153,8 @@
                                (and (bactrian--start-server socket) (bactrian--open socket))))
       (unless bactrian--conn
         (bactrian--set-state 'disconnected)
-        (user-error "bactrian aid is not running: start it with `bactrian aid serve' (socket %s)"
-                    socket))
+        (user-error "%s" (format "bactrian aid is not running: start it with `bactrian aid serve' (socket %s)"
+                                 socket)))
       (bactrian--set-state 'connecting)
       (bactrian--initialize bactrian--conn
                             (lambda (r) (bactrian--say "connected to bactrian aid %s (arm %s)"
