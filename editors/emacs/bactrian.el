@@ -331,8 +331,7 @@ On an error call ON-ERROR, or show the message."
   (interactive)
   (let* ((conv (bactrian--conversation))
          (prompt (with-current-buffer conv
-                   (let ((start (or (get-text-property (point-max) 'bactrian-input-start)
-                                    (bactrian--input-start))))
+                   (let ((start (bactrian--input-start)))
                      (prog1 (string-trim (buffer-substring-no-properties start (point-max)))
                        (delete-region start (point-max))))))
          (source (or (cadr bactrian--last-ask) (other-buffer conv t))))
