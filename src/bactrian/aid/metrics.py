@@ -109,11 +109,9 @@ class MetricsDB:
     def record_many(self, recs: list[RequestRecord]) -> None:
         cols = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
+        rows = [[getattr(r, c) for c in COLUMNS] for r in recs]
         with self._lock, self.db:
-            self.db.executemany(
-                f"INSERT OR REPLACE INTO requests ({cols}) VALUES ({marks})",
-                [[asdict(r)[c] for c in COLUMNS] for r in recs],
-            )
+            self.db.executemany(f"INSERT OR REPLACE INTO requests ({cols}) VALUES ({marks})", rows)
 
     def update(self, proposal_id: str, **values: Any) -> bool:
         bad = set(values) - set(COLUMNS)

@@ -49,6 +49,7 @@ from bactrian.strategies import get_strategy
 
 log = logging.getLogger(__name__)
 Emit = Callable[[dict[str, Any]], None]
+TOKEN_COALESCE_S = 0.01
 METHODS = [
     "initialize",
     "propose",
@@ -309,8 +310,7 @@ class Sidecar:
             run.token.check()
             tm = time.perf_counter()
             stream = backend.stream(rendered.messages, mcfg.sampling(), cancel=run.token)
-            for i, delta in enumerate(stream):
-                run.progress({"kind": "token", "text": delta, "index": i})
+            self._stream_tokens(run, stream)
             model_s = time.perf_counter() - tm
             comp = stream.completion
             if comp is not None and comp.finish_reason == "cancelled":
@@ -405,6 +405,20 @@ class Sidecar:
                     "retryable": False,
                 },
             )
+
+    @staticmethod
+    def _stream_tokens(run: Running, stream: Any) -> None:
+        """Send the deltas as ``token`` events; deltas that come faster than one per
+        :data:`TOKEN_COALESCE_S` are joined into one event (fewer frames, same text)."""
+        pending, index, last = "", 0, 0.0
+        for delta in stream:
+            pending += delta
+            now = time.perf_counter()
+            if now - last >= TOKEN_COALESCE_S:
+                run.progress({"kind": "token", "text": pending, "index": index})
+                pending, index, last = "", index + 1, now
+        if pending:
+            run.progress({"kind": "token", "text": pending, "index": index})
 
     def _end(self, run: Running, rec: RequestRecord, event: dict[str, Any]) -> None:
         with self._lock:
