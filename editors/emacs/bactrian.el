@@ -146,6 +146,9 @@
 (defun bactrian-connect ()
   "Connect to the sidecar (starting it if allowed) and `initialize'."
   (interactive)
+  ;; a reconnect in progress (its timer, or its `initialize' on the way): wait for it
+  (when (eq bactrian--state 'connecting)
+    (bactrian--wait (lambda () (eq bactrian--state 'connected)) 5))
   (unless (and bactrian--conn (jsonrpc-running-p bactrian--conn))
     (let ((socket (bactrian--socket)))
       (setq bactrian--root (bactrian--workspace-root))
