@@ -40,11 +40,14 @@ def test_emacs_in_a_terminal(sidecar: Sidecar) -> None:
         t.keys("Enter", "C-c")
         t.type(",a")
         t.wait_for(lambda s: "Ask bactrian:" in s, "the prompt")
-        t.type("add a double function")
+        t.type("add a double function, gradually")
         t.keys("Enter")
+        # part of the answer on screen before its end: it streams
+        t.wait_for(lambda s: "Add `double`" in s and "C-c , y apply" not in s, "the streaming")
         t.wait_for(lambda s: "C-c , y apply" in s, "the streamed answer and its diff")
         screen = t.screen()
-        assert "## add a double function" in screen and "+let double t = t * 2" in screen, screen
+        assert "## add a double function, gradually" in screen, screen
+        assert "+let double t = t * 2" in screen, screen
         assert "_context: lib/money.ml (current), lib/money.mli (sibling)" in screen
         assert not APPLIED.search(screen)
         t.keys("C-c")
@@ -75,11 +78,13 @@ def test_nvim_in_a_terminal(sidecar: Sidecar) -> None:
         t.start(cmd, sidecar.workspace)
         t.wait_for(lambda s: "let neg t = -t" in s, "the file")
         t.type("8G")
-        t.type(":BactrianAsk add a double function")
+        t.type(":BactrianAsk add a double function, gradually")
         t.keys("Enter")
+        t.wait_for(lambda s: "Add `double`" in s and ":BactrianApply" not in s, "the streaming")
         t.wait_for(lambda s: ":BactrianApply" in s, "the streamed answer and its diff")
         screen = t.screen()
-        assert "## add a double function" in screen and "+let double t = t * 2" in screen, screen
+        assert "## add a double function, gradually" in screen, screen
+        assert "+let double t = t * 2" in screen, screen
         assert "_context: lib/money.ml (current), lib/money.mli (sibling)" in screen
         t.type(":BactrianApply")
         t.keys("Enter")

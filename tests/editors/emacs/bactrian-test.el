@@ -159,6 +159,22 @@ The conversation starts afresh too."
     (should (= 0 (with-temp-buffer (insert conv)
                                    (how-many "^add a double function$" (point-min) (point-max)))))))
 
+(ert-deftest bactrian-ask-about-the-region ()
+  "With an active region, the ask sends it as the selection (and no cursor)."
+  (with-current-buffer (bactrian-test--visit "lib/money.ml")
+    (transient-mark-mode 1)
+    (goto-char (point-min)) (forward-line 7) (set-mark (point)) (forward-line 2)
+    (activate-mark)
+    (let (sent)
+      (advice-add 'bactrian--propose :before (lambda (p _s) (setq sent p)) '((name . test-sel)))
+      (unwind-protect (bactrian-ask "add a double function")
+        (advice-remove 'bactrian--propose 'test-sel))
+      (bactrian-test--wait (lambda () (eq (bactrian-test--state) 'final)) "the final answer")
+      (should (equal (plist-get sent :selection)
+                     '(:start (:line 7 :character 0) :end (:line 9 :character 0))))
+      (should-not (plist-get sent :cursor))
+      (should (equal (plist-get (plist-get sent :file) :path) "lib/money.ml")))))
+
 (ert-deftest bactrian-cancel-running ()
   "A running request is cancelled."
   (with-current-buffer (bactrian-test--visit "lib/money.ml")

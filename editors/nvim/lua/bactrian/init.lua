@@ -256,8 +256,9 @@ local function propose(params, source)
   end)
 end
 
---- Ask prompt about scope: 'region' (with the visual marks), 'buffer' or 'workspace'.
-function M.ask(prompt, scope)
+--- Ask prompt about scope: 'region' (lines {first, last}, 1-based, default the visual
+--- marks), 'buffer' or 'workspace'.
+function M.ask(prompt, scope, lines)
   if not prompt or prompt == '' then
     notify('type a prompt: :BactrianAsk add a to_string for t', vim.log.levels.WARN)
     return
@@ -272,10 +273,11 @@ function M.ask(prompt, scope)
     params.file = { path = rel(name), text = buf_text(b) }
   end
   if scope == 'region' then
-    local s, e = vim.fn.getpos("'<"), vim.fn.getpos("'>")
+    local first = lines and lines[1] or vim.fn.line("'<")
+    local last = lines and lines[2] or vim.fn.line("'>")
     params.selection = {
-      start = { line = s[2] - 1, character = s[3] - 1 },
-      ['end'] = { line = e[2] - 1, character = math.min(e[3], 1e6) },
+      start = { line = first - 1, character = 0 },
+      ['end'] = { line = last - 1, character = #vim.fn.getline(last) },
     }
   else
     local c = vim.api.nvim_win_get_cursor(0)
