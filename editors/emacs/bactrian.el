@@ -227,11 +227,16 @@ On an error call ON-ERROR, or show the message."
    (bactrian-connect) method params
    :success-fn on-result
    :error-fn (lambda (err)
-               (if (eql (plist-get err :code) -32001)
-                   (bactrian--restart-signal
-                    (plist-get (plist-get err :data) :retryAfterMs))
-                 (if on-error (funcall on-error err)
-                   (bactrian--say "%s failed: %s" method (plist-get err :message)))))))
+               (pcase (plist-get err :code)
+                 (-32001 (bactrian--restart-signal
+                          (plist-get (plist-get err :data) :retryAfterMs)))
+                 ;; jsonrpc.el's "Server died": the connection went; `bactrian--on-shutdown'
+                 ;; fails a running ask, other requests say so here
+                 (-1 (unless (eq method 'propose)
+                       (bactrian--say "%s did not finish: the sidecar restarted; try again"
+                                      method)))
+                 (_ (if on-error (funcall on-error err)
+                      (bactrian--say "%s failed: %s" method (plist-get err :message))))))))
 
 (defun bactrian--wait (pred seconds)
   "Process events until PRED holds or SECONDS pass."

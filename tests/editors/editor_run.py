@@ -134,7 +134,7 @@ class Tmux:
     def screen(self) -> str:
         return self._run("capture-pane", "-p")
 
-    def wait_for(self, pred: Callable[[str], bool], what: str, timeout: float = 20) -> str:
+    def wait_for(self, pred: Callable[[str], bool], what: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:

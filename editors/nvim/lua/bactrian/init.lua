@@ -241,7 +241,10 @@ local function propose(params, source)
   local mine = proposal
   append('\n## ' .. params.prompt .. '\n\n')
   rpc.request('propose', params, function(err, result)
-    if err then
+    if err and err.code == -32001 then
+      fail_in_flight() -- the connection went before the proposal id came
+      return
+    elseif err then
       mine.state = 'failed'
       append('\n**failed:** ' .. err.message .. '\n')
       return
