@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import statistics
@@ -158,24 +159,29 @@ def bench_overhead(sc: Sidecar, n: int) -> dict[str, Any]:
     }
 
 
-def bench_concurrent(sc: Sidecar, clients: int, duration: float) -> dict[str, Any]:
+def bench_concurrent(sc: Sidecar, clients: int, duration: float, think_s: float) -> dict[str, Any]:
+    """``clients`` editors, each proposing, then "thinking" ``think_s`` (x0.5-1.5, seeded)
+    before the next proposal; ``think_s`` 0 is a closed loop that saturates the server."""
     over: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     stop = time.monotonic() + duration
 
-    def work() -> None:
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
         try:
             with sc.client() as c:
                 while time.monotonic() < stop:
                     t = one(c)
                     with lock:
                         over.append(t["overheadMs"])
+                    if think_s:
+                        time.sleep(think_s * rng.uniform(0.5, 1.5))
         except Exception as exc:  # counted, not raised: the figure is the error count
             with lock:
                 errors.append(repr(exc))
 
-    threads = [threading.Thread(target=work) for _ in range(clients)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
     for th in threads:
         th.start()
     for th in threads:
@@ -256,6 +262,12 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument(
+        "--think-ms", type=float, default=250.0, help="each client's pause between proposals"
+    )
+    ap.add_argument(
+        "--saturate", type=float, default=15.0, help="seconds of a closed loop (no pause)"
+    )
     ap.add_argument("--restarts", type=int, default=5)
     ap.add_argument("--smollm2-rounds", type=int, default=3)
     ap.add_argument("--no-docs", action="store_true")
@@ -270,8 +282,10 @@ def main() -> int:
         try:
             single = bench_overhead(sc, args.requests)
             print(f"overhead single client: {single}", flush=True)
-            conc = bench_concurrent(sc, args.clients, args.duration)
+            conc = bench_concurrent(sc, args.clients, args.duration, args.think_ms / 1000)
             print(f"concurrent: {conc}", flush=True)
+            sat = bench_concurrent(sc, args.clients, args.saturate, 0.0) if args.saturate else None
+            print(f"saturated: {sat}", flush=True)
             restart = bench_restart(sc, args.restarts)
             print(f"restart: {restart}", flush=True)
         finally:
@@ -287,7 +301,7 @@ def main() -> int:
         SECTION,
         "",
         f"`benchmarks/bench_aid.py --requests {args.requests} --duration {args.duration:g} --clients {args.clients} "
-        f"--restarts {args.restarts} --smollm2-rounds {args.smollm2_rounds}` ({when}, {platform.machine()}, "
+        f"--think-ms {args.think_ms:g} --saturate {args.saturate:g} --restarts {args.restarts} --smollm2-rounds {args.smollm2_rounds}` ({when}, {platform.machine()}, "
         f"{os.cpu_count()} CPUs, shared). A real sidecar process on a Unix socket, a 10,000-file workspace, "
         "the scripted backend answering instantly (one applying diff); overhead = the server's `timing.overheadMs` "
         "(context, prompt rendering, diff extraction, apply check; the model call excluded).",
@@ -302,8 +316,17 @@ def main() -> int:
             f"{small['model_ms_p50']:.0f} ms = {model_ratio:.0f}x the overhead p50 | - |"
         )
     lines += [
-        f"| {conc['clients']} concurrent clients, {conc['duration_s']:g} s: proposals / errors | {conc['requests']} / {conc['errors']} | 0 errors |",
-        f"| overhead p95 with {conc['clients']} clients vs one | {conc['p95']:.1f} ms = {ratio:.2f}x | <= 2x |",
+        f"| {conc['clients']} concurrent clients for {conc['duration_s']:g} s, each pausing {args.think_ms:g} ms (x0.5-1.5) "
+        f"between proposals: proposals / errors | {conc['requests']} ({conc['rps']:.0f}/s) / {conc['errors']} | 0 errors |",
+        f"| overhead p95 with {conc['clients']} such clients vs one | {conc['p95']:.1f} ms = {ratio:.2f}x | <= 2x |",
+    ]
+    if sat:
+        lines.append(
+            f"| {sat['clients']} clients in a closed loop (no pause, the server saturated), {sat['duration_s']:g} s: "
+            f"throughput / errors / overhead p95 | {sat['rps']:.0f}/s (one client: {single['rps']:.0f}/s) / {sat['errors']} / "
+            f"{sat['p95']:.1f} ms = {sat['p95'] / single['p95']:.1f}x | - |"
+        )
+    lines += [
         f"| `aid restart` to the first answer by the new server, median of {restart['rounds']} (max) | "
         f"{restart['median_s']:.2f} s ({restart['max_s']:.2f} s) | <= 1 s |",
         f"| longest gap between answers to a client polling every 10 ms during a restart, median (max) | "

@@ -414,7 +414,9 @@ On an error call ON-ERROR, or show the message."
         "\n\n"
         (if (string-empty-p diff)
             (format "_no change proposed%s_\n" (if-let ((e (plist-get p :error))) (concat ": " e) ""))
-          (concat "```diff\n" diff (if (string-suffix-p "\n" diff) "" "\n") "```\n"
+          (concat (format "_the change, checked by the sidecar (%s):_\n"
+                          (if (eq (plist-get p :lenient) t) "applies leniently" "applies"))
+                  "```diff\n" diff (if (string-suffix-p "\n" diff) "" "\n") "```\n"
                   "_C-c , p preview · C-c , y apply · C-c , k reject_\n")))))
     ("error"
      (setq bactrian--proposal (plist-put bactrian--proposal :state 'failed))

@@ -352,7 +352,9 @@ progress = function(p)
       if diff:sub(-1) ~= '\n' then
         diff = diff .. '\n'
       end
-      append('\n\n```diff\n' .. diff .. '```\n_:BactrianPreview · :BactrianApply · :BactrianReject_\n')
+      local how = p.lenient == true and 'applies leniently' or 'applies'
+      append('\n\n_the change, checked by the sidecar (' .. how .. '):_\n```diff\n' .. diff
+        .. '```\n_:BactrianPreview · :BactrianApply · :BactrianReject_\n')
     end
   elseif kind == 'error' then
     if p.code == -32001 then
