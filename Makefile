@@ -72,7 +72,7 @@ $(VSCODE_EXT)/node_modules/.stamp: $(VSCODE_EXT)/package-lock.json | $(NODE_BIN)
 	cd $(VSCODE_EXT) && $(NODE_ENV_VARS) npm ci -s --no-audit --no-fund
 	@touch $@
 
-$(VSIX): $(VSCODE_EXT)/node_modules/.stamp $(VSCODE_EXT)/package.json $(VSCODE_EXT)/tsconfig.json $(wildcard $(VSCODE_EXT)/src/*.ts $(VSCODE_EXT)/media/*)
+$(VSIX): $(VSCODE_EXT)/node_modules/.stamp $(VSCODE_EXT)/package.json $(VSCODE_EXT)/tsconfig.json $(wildcard $(VSCODE_EXT)/src/*.ts $(VSCODE_EXT)/test/*.ts $(VSCODE_EXT)/media/*)
 	cd $(VSCODE_EXT) && $(NODE_ENV_VARS) npm run -s compile && $(NODE_ENV_VARS) npx vsce package -o bactrian.vsix --allow-missing-repository --skip-license >/dev/null
 
 demo: setup

