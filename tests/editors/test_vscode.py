@@ -9,11 +9,14 @@ Node 24 and code-server come from ``make vscode-tools`` (part of ``make setup``)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 from tests.editors.conftest import TRANSCRIPT, Sidecar, make_sidecar, need, scripted_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +69,7 @@ def short_socket_dir(side: Sidecar) -> Path:
     return Path(tempfile.mkdtemp(prefix="vsc-", dir=side.socket.parent))
 
 
-@pytest.mark.parametrize("suite", ["framing", "client", "transcript"])
+@pytest.mark.parametrize("suite", ["framing", "proposal", "client", "transcript"])
 def test_node_suite(suite: str, built: Path, tmp_path: Path) -> None:
     """``node --test`` of one suite; the client and transcript suites start and restart their
     own real sidecar from the config prepared here."""
@@ -125,15 +128,12 @@ def ui_script() -> dict[str, Any]:
     return script
 
 
-@pytest.fixture
-def code_server(built: Path, tmp_path: Path) -> Iterator[tuple[Sidecar, str]]:
-    """A sidecar and code-server with the extension installed, its socket in the settings."""
-    side = make_sidecar(tmp_path, ui_script())
-    side.start()
-    home = tmp_path / "code"
+@contextlib.contextmanager
+def code_server_at(built: Path, side: Sidecar, home: Path, **settings: Any) -> Iterator[str]:
+    """code-server with the extension installed and ``settings``; yields the page's URL."""
     user = home / "user-data" / "User"
     user.mkdir(parents=True)
-    settings = {
+    base = {
         "bactrian.socket": str(side.socket),
         "bactrian.startServer": "never",
         "workbench.startupEditor": "none",
@@ -145,7 +145,7 @@ def code_server(built: Path, tmp_path: Path) -> Iterator[tuple[Sidecar, str]]:
         "extensions.autoCheckUpdates": False,
         "files.autoSave": "off",
     }
-    (user / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
+    (user / "settings.json").write_text(json.dumps(base | settings), encoding="utf-8")
     env = node_env({"XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data")})
     dirs = ["--user-data-dir", str(home / "user-data"), "--extensions-dir", str(home / "ext")]
     r = subprocess.run(
@@ -157,41 +157,66 @@ def code_server(built: Path, tmp_path: Path) -> Iterator[tuple[Sidecar, str]]:
     )
     assert r.returncode == 0 and "successfully installed" in r.stdout, r.stdout + r.stderr
     port = free_port()
-    log = (home / "code-server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(CODE_SERVER),
-            *dirs,
-            "--auth",
-            "none",
-            "--bind-addr",
-            f"127.0.0.1:{port}",
-            "--disable-telemetry",
-            "--disable-update-check",
-            "--disable-workspace-trust",
-            str(side.workspace),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log_path = home / "code-server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(CODE_SERVER),
+                *dirs,
+                "--auth",
+                "none",
+                "--bind-addr",
+                f"127.0.0.1:{port}",
+                "--disable-telemetry",
+                "--disable-update-check",
+                "--disable-workspace-trust",
+                str(side.workspace),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            assert proc.poll() is None, (home / "code-server.log").read_text(errors="replace")
+            assert proc.poll() is None, log_path.read_text(errors="replace")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.2)
-        yield side, f"http://127.0.0.1:{port}/?folder={side.workspace}"
+        yield f"http://127.0.0.1:{port}/?folder={side.workspace}"
     finally:
-        os.killpg(proc.pid, 15)
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
-        log.close()
+
+
+@pytest.fixture
+def code_server(built: Path, tmp_path: Path) -> Iterator[tuple[Sidecar, str]]:
+    """A started sidecar and code-server whose settings name its socket."""
+    side = make_sidecar(tmp_path, ui_script())
+    side.start()
+    try:
+        with code_server_at(built, side, tmp_path / "code") as url:
+            yield side, url
+    finally:
         side.stop()
         side.socket.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def workbench(url: str) -> Iterator[Page]:
+    chromium = need("chromium", "apt-get install chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 860})
+        page.goto(url)
+        page.wait_for_selector(".monaco-workbench", timeout=60000)
+        try:
+            yield page
+        finally:
+            browser.close()
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -208,16 +233,11 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
 @pytest.mark.slow
 def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None:
     side, url = code_server
-    chromium = need("chromium", "apt-get install chromium")
     texts = scripted_texts()
     money = side.workspace / "lib" / "money.ml"
     assert money.read_text() == texts["money"]
     IMG.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 860})
-        page.goto(url)
-        page.wait_for_selector(".monaco-workbench", timeout=60000)
+    with workbench(url) as page:
         status = page.locator("[id='workbench.parts.statusbar']")
         wait_for("the connected status item", lambda: "bactrian · build" in status.inner_text())
 
@@ -248,6 +268,15 @@ def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None
         wait_for("the no-op answer", lambda: phase() == "final")
         assert view.locator("#apply").is_disabled()
         assert message.inner_text().strip(), "the user is told why there is nothing to apply"
+        context = view.locator("#context").inner_text()
+        assert "lib/money.ml (current" in context, context
+
+        # a running request can be cancelled
+        ask("slow: add a double function")
+        wait_for("the first tokens", lambda: phase() == "streaming" and answer.inner_text())
+        view.locator("#cancel").click()
+        wait_for("the cancelled request", lambda: phase() == "cancelled")
+        assert message.inner_text() == "Cancelled."
 
         # the sidecar dies mid-answer: the request fails retryably, the user is told once
         ask("slow: add a double function")
@@ -300,9 +329,78 @@ def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None
         wait_for("the file on disk", lambda: money.read_text() == texts["money_double"])
         view.locator("#accept").click()
         wait_for("accepted", lambda: message.inner_text() == "Accepted.")
-        browser.close()
+
+        # build status and the experiment arm on request, from the palette
+        page.keyboard.press("F1")
+        page.keyboard.type("bactrian: Show build status")
+        page.wait_for_selector(".quick-input-list .monaco-list-row")
+        page.keyboard.press("Enter")
+        wait_for(
+            "the status message",
+            lambda: any("arm default" in t for t in toasts.all_inner_texts()),
+        )
+
+    # feedback reached the sidecar in every case: the no-op and the reverted one rejected
+    outcomes = wait_for("the feedback rows", lambda: feedback_outcomes(side, 3))
+    assert outcomes == ["rejected", "rejected", "accepted"], outcomes
 
 
 def scripted_texts() -> dict[str, str]:
     texts: dict[str, str] = json.loads(TRANSCRIPT.read_text(encoding="utf-8"))["texts"]
     return texts
+
+
+def feedback_outcomes(side: Sidecar, n: int) -> list[str] | None:
+    """The outcomes the sidecar recorded for this client's proposals, oldest first, once there
+    are ``n`` of them (read from its metrics database, as ``bactrian aid report`` does)."""
+    db = Path(side.env["BACTRIAN_DATA_DIR"]) / "aid" / "metrics.sqlite"
+    if not db.exists():
+        return None
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT outcome FROM requests WHERE client LIKE 'bactrian-vscode%' "
+            "AND outcome IS NOT NULL ORDER BY ts"
+        ).fetchall()
+    return [r[0] for r in rows] if len(rows) >= n else None
+
+
+@pytest.mark.slow
+def test_vscode_starts_the_sidecar_when_allowed(built: Path, tmp_path: Path) -> None:
+    """No sidecar answers: with ``bactrian.startServer: always`` the extension starts one with
+    ``bactrian.serverCommand`` on its socket and connects to it."""
+    side = make_sidecar(tmp_path)  # prepared, not started: the extension starts it
+    command = [sys.executable, "-m", "bactrian.cli", "aid", "serve", "--config", str(side.config)]
+    pid = None
+    try:
+        settings = {"bactrian.startServer": "always", "bactrian.serverCommand": command}
+        with (
+            code_server_at(built, side, tmp_path / "code", **settings) as url,
+            workbench(url) as page,
+        ):
+            status = page.locator("[id='workbench.parts.statusbar']")
+            wait_for("the started sidecar", lambda: "bactrian · build" in status.inner_text(), 60)
+        assert side.answers()
+        pid = status_of(side.socket)["pid"]
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            wait_for("the started sidecar to stop", lambda: not side.answers())
+        side.socket.unlink(missing_ok=True)
+
+
+def status_of(sock: Path) -> dict[str, Any]:
+    """The sidecar's ``status`` over a plain connection."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect(str(sock))
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "status", "params": {}}).encode()
+        conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < int(
+            data.split(b"Content-Length:")[1].split(b"\r\n")[0]
+        ):
+            chunk = conn.recv(65536)
+            assert chunk, "the sidecar closed the connection"
+            data += chunk
+    result: dict[str, Any] = json.loads(data.partition(b"\r\n\r\n")[2])["result"]
+    return result
