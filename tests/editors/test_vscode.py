@@ -121,10 +121,8 @@ def ui_script() -> dict[str, Any]:
     """The transcript's answers, streamed slowly enough for a person (and the test) to watch."""
     script = json.loads(json.dumps(scripted_script()))
     for answer in script["answers"]:
-        if answer.get("match") == "slow":
-            answer["token_delay_s"] = 0.08
-        elif answer.get("match") == "double":
-            answer["token_delay_s"] = 0.03
+        if answer.get("match") in ("slow", "double"):
+            answer["token_delay_s"] = 0.06
     return script
 
 
@@ -272,14 +270,14 @@ def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None
         assert "lib/money.ml (current" in context, context
 
         # a running request can be cancelled
-        ask("slow: add a double function")
+        ask("add a double function")
         wait_for("the first tokens", lambda: phase() == "streaming" and answer.inner_text())
         view.locator("#cancel").click()
         wait_for("the cancelled request", lambda: phase() == "cancelled")
         assert message.inner_text() == "Cancelled."
 
         # the sidecar dies mid-answer: the request fails retryably, the user is told once
-        ask("slow: add a double function")
+        ask("add a double function")
         wait_for("the first tokens", lambda: phase() == "streaming" and answer.inner_text())
         side.kill()
         wait_for("the retryable failure", lambda: message.inner_text() == CUT_BY_RESTART)
@@ -317,7 +315,6 @@ def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None
         view.locator("#apply").click()
         wait_for("applied", lambda: message.inner_text().startswith("Applied to 1 file"))
         wait_for("the file on disk", lambda: money.read_text() == texts["money_double"])
-        page.screenshot(path=str(IMG / "vscode-applied.png"))
         view.locator("#reject").click()
         wait_for("rejected", lambda: message.inner_text() == "Rejected.")
         wait_for("the file restored", lambda: money.read_text() == texts["money"])
