@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "group",
         "Evaluate models on held-out examples with the CES.",
     ),
+    "aid": ("bactrian.aid.cli", "group", "The editor sidecar: serve, status, restart, report."),
     "demo": ("bactrian.demo", "demo", "Run the main job on the bundled sample."),
     "doctor": ("bactrian.doctor", "doctor", "Why a build is red, and a build scope that works."),
 }

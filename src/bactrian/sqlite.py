@@ -18,12 +18,16 @@ def open_wal(
     timeout_s: float = 30.0,
     synchronous: Synchronous | None = None,
     schema: str | None = None,
+    shared: bool = False,
 ) -> sqlite3.Connection:
     """Open (creating) the database at ``path`` in WAL mode. ``synchronous``: ``"NORMAL"``
     for an index that can be rebuilt, ``"OFF"`` for a cache where a lost write is a miss, None
-    to keep SQLite's default. Raises ``sqlite3.Error``; the caller turns it into its part's
+    to keep SQLite's default. ``shared``: the connection may be used from several threads
+    (the caller serialises its use with a lock, as the AID sidecar does). Raises ``sqlite3.Error``; the caller turns it into its part's
     error with what to do."""
-    db = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+    db = sqlite3.connect(
+        str(path), timeout=timeout_s, isolation_level=None, check_same_thread=not shared
+    )
     try:
         db.execute("PRAGMA journal_mode=WAL")
         if synchronous is not None:

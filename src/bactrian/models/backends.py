@@ -3,13 +3,14 @@ registers nothing):
 
     MODEL_BACKENDS.get("openai")(config)         # any OpenAI-compatible server
     MODEL_BACKENDS.get("transformers")(config)   # local, with PEFT adapters
+    MODEL_BACKENDS.get("scripted")(config)       # answers replayed from a script (tests)
     make_backend("smollm2")                      # by model name or ModelConfig
 """
 
 from __future__ import annotations
 
 from bactrian.errors import ConfigError
-from bactrian.models import local, openai
+from bactrian.models import local, openai, scripted
 from bactrian.models.base import (
     BackendFactory,
     ModelBackend,
@@ -22,6 +23,7 @@ from bactrian.registry import Registry
 MODEL_BACKENDS: Registry[BackendFactory] = Registry("model backend")
 MODEL_BACKENDS.add("openai", openai.factory)
 MODEL_BACKENDS.add("transformers", local.factory)
+MODEL_BACKENDS.add("scripted", scripted.factory)  # replayed answers: a test double at the seam
 
 
 def make_backend(config: ModelConfig | str | None = None) -> ModelBackend:
