@@ -27,7 +27,9 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
+
 from tests.editors.conftest import TRANSCRIPT, Sidecar, make_sidecar, need, scripted_script
+from tests.editors.transcript import RawClient
 
 ROOT = Path(__file__).resolve().parents[2]
 VSCODE = ROOT / "editors" / "vscode"
@@ -40,8 +42,9 @@ CUT_BY_RESTART = (
 )
 
 
-def node_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
+def node_env(base: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (a sidecar's environment: absolute PYTHONPATH, its config) with Node 24 first."""
+    env = dict(base)
     env["PATH"] = f"{NODE_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["npm_config_nodedir"] = str(NODE_BIN.parent)
     env.update(extra or {})
@@ -76,14 +79,14 @@ def test_node_suite(suite: str, built: Path, tmp_path: Path) -> None:
     side = make_sidecar(tmp_path)
     sock_dir = short_socket_dir(side)
     env = node_env(
+        side.env,
         {
-            **{k: v for k, v in side.env.items() if k.startswith("BACTRIAN")},
             "BACTRIAN_AID_PYTHON": sys.executable,
             "BACTRIAN_AID_CONFIG": str(side.config),
             "BACTRIAN_AID_WORKSPACE": str(side.workspace),
             "BACTRIAN_AID_SOCKET_DIR": str(sock_dir),
             "BACTRIAN_TRANSCRIPT": str(TRANSCRIPT),
-        }
+        },
     )
     try:
         r = subprocess.run(
@@ -144,7 +147,9 @@ def code_server_at(built: Path, side: Sidecar, home: Path, **settings: Any) -> I
         "files.autoSave": "off",
     }
     (user / "settings.json").write_text(json.dumps(base | settings), encoding="utf-8")
-    env = node_env({"XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data")})
+    env = node_env(
+        side.env, {"XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data")}
+    )
     dirs = ["--user-data-dir", str(home / "user-data"), "--extensions-dir", str(home / "ext")]
     r = subprocess.run(
         [str(CODE_SERVER), *dirs, "--install-extension", str(built)],
@@ -307,7 +312,7 @@ def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None
         wait_for("the notification centre", lambda: centre.count() > 0)
         restarted = [t for t in centre.all_inner_texts() if "bactrian" in t]
         assert len(restarted) == 1 and "sidecar restarted" in restarted[0], restarted
-        page.keyboard.press("Escape")
+        page.locator("[id='status.notifications'] a").click()  # closed again
 
         page.screenshot(path=str(IMG / "vscode.png"))
 
@@ -328,17 +333,17 @@ def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None
         wait_for("accepted", lambda: message.inner_text() == "Accepted.")
 
         # build status and the experiment arm on request, from the palette
+        page.locator(".monaco-editor .view-lines").first.click()  # focus out of the webview
         page.keyboard.press("F1")
         page.keyboard.type("bactrian: Show build status")
-        page.wait_for_selector(".quick-input-list .monaco-list-row")
-        page.keyboard.press("Enter")
+        page.locator(".quick-input-list .monaco-list-row", has_text="Show build status").click()
+        notes = page.locator(".notification-list-item")  # toasts, or the centre if it is open
         wait_for(
-            "the status message",
-            lambda: any("arm default" in t for t in toasts.all_inner_texts()),
+            "the status message", lambda: any("arm default" in t for t in notes.all_inner_texts())
         )
 
     # feedback reached the sidecar in every case: the no-op and the reverted one rejected
-    outcomes = wait_for("the feedback rows", lambda: feedback_outcomes(side, 3))
+    outcomes = wait_for("the feedback rows", lambda: feedback_outcomes(side, 3), timeout=10)
     assert outcomes == ["rejected", "rejected", "accepted"], outcomes
 
 
@@ -350,7 +355,7 @@ def scripted_texts() -> dict[str, str]:
 def feedback_outcomes(side: Sidecar, n: int) -> list[str] | None:
     """The outcomes the sidecar recorded for this client's proposals, oldest first, once there
     are ``n`` of them (read from its metrics database, as ``bactrian aid report`` does)."""
-    db = Path(side.env["BACTRIAN_DATA_DIR"]) / "aid" / "metrics.sqlite"
+    db = side.config.parent / "metrics.sqlite"  # [aid] metrics_db in the fixture's config
     if not db.exists():
         return None
     with sqlite3.connect(db) as conn:
@@ -387,17 +392,9 @@ def test_vscode_starts_the_sidecar_when_allowed(built: Path, tmp_path: Path) -> 
 
 def status_of(sock: Path) -> dict[str, Any]:
     """The sidecar's ``status`` over a plain connection."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(10)
-        conn.connect(str(sock))
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "status", "params": {}}).encode()
-        conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        data = b""
-        while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < int(
-            data.split(b"Content-Length:")[1].split(b"\r\n")[0]
-        ):
-            chunk = conn.recv(65536)
-            assert chunk, "the sidecar closed the connection"
-            data += chunk
-    result: dict[str, Any] = json.loads(data.partition(b"\r\n\r\n")[2])["result"]
+    conn = RawClient(sock)
+    try:
+        result: dict[str, Any] = conn.request("status", {})["result"]
+    finally:
+        conn.close()
     return result

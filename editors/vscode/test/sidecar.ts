@@ -50,7 +50,7 @@ export class Sidecar {
     const log = fs.openSync(path.join(this.env.socketDir, `${path.basename(this.socket)}-${this.starts++}.log`), "w");
     const proc = spawn(
       this.env.python,
-      ["-m", "bactrian.cli", "aid", "serve", "--socket", this.socket, "--config", this.env.config],
+      ["-m", "bactrian.cli", "aid", "serve", "--socket", this.socket, "--config", this.env.config, "--no-warm"],
       { cwd: this.env.socketDir, stdio: ["ignore", log, log], detached: true, env: { ...process.env, BACTRIAN_CONFIG: this.env.config } },
     );
     fs.closeSync(log);
