@@ -26,6 +26,8 @@ LIGHT_MODULES = [
     "bactrian.ces.cli",
     "bactrian.sample.cli",
     "bactrian.aid",
+    "bactrian.aid.cli",
+    "bactrian.aid.server",
     "bactrian.demo",
 ]
 

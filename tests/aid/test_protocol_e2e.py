@@ -46,7 +46,7 @@ def test_initialize_propose_stream_apply_feedback(shared_sidecar: SidecarProc) -
             {"prompt": "add a to_string for t", "file": {"path": "lib/shape.ml", "text": unsaved}}
         )
         kinds = [e["kind"] for e in evs]
-        assert kinds[0] == "context" and kinds[-1] == "final" and kinds.count("token") > 10
+        assert kinds[0] == "context" and kinds[-1] == "final" and kinds.count("token") >= 1
         ctx = evs[0]
         assert [(f["path"], f["reason"]) for f in ctx["files"]] == [
             ("lib/shape.ml", "current"),
@@ -111,7 +111,12 @@ def test_cancel_ends_the_stream_and_is_recorded(shared_sidecar: SidecarProc) -> 
         assert c.request("cancel", {"proposalId": pid}) == {"cancelled": True}
         evs = c.events(pid, q, 30)
         assert evs[-1]["kind"] == "cancelled"
-        assert sum(e["kind"] == "token" for e in evs) < 200
+        toks = [e for e in evs if e["kind"] == "token"]
+        assert len(toks) < 200
+        # 50 ms apart, tokens stream one event each, in order
+        assert {e["text"] for e in toks} <= {"word", " "} and [e["index"] for e in toks] == list(
+            range(len(toks))
+        )
         assert c.request("cancel", {"proposalId": pid}) == {"cancelled": False}
         with pytest.raises(P.RpcError) as err:
             c.request("cancel", {"proposalId": "p-nope"})

@@ -188,4 +188,6 @@ class Checker:
             "passed": bool(verdict.ok),
             "error": verdict.error,
             "stages": {s.name: s.status for s in verdict.stages},
+            "diagnostics": [d.to_dict() for d in verdict.diagnostics][:20],
+            "output": next((s.output[-2000:] for s in verdict.stages if s.status == "failed"), ""),
         }

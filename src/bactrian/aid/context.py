@@ -22,7 +22,7 @@ from typing import Any
 
 from bactrian.aid.paths import workspace_path
 from bactrian.aid.protocol import RpcError
-from bactrian.mine.context import SOURCES, is_test_path, relevant_files
+from bactrian.mine.context import SOURCES, is_test_path, module_stem, relevant_files
 from bactrian.strategies import PromptInput
 
 SKIP_DIRS = {"_build", "_opam", ".git", ".hg", ".svn", "node_modules", "_esy", ".bactrian"}
@@ -37,6 +37,7 @@ class WorkspaceIndex:
         self.root = root
         self.suffixes = suffixes
         self._files: list[str] = []
+        self._stems: dict[str, list[str]] = {}
         self._at = 0.0
         self._lock = threading.Lock()
         self._refreshing = False
@@ -54,8 +55,12 @@ class WorkspaceIndex:
 
     def refresh(self) -> None:
         files = self._walk()
+        stems: dict[str, list[str]] = {}
+        for f in files:
+            stems.setdefault(module_stem(f), []).append(f)
         with self._lock:
-            self._files, self._at, self._refreshing = files, time.monotonic(), False
+            self._files, self._stems = files, stems
+            self._at, self._refreshing = time.monotonic(), False
 
     def files(self) -> list[str]:
         with self._lock:
@@ -70,6 +75,12 @@ class WorkspaceIndex:
             threading.Thread(target=self.refresh, daemon=True, name="aid-index").start()
         with self._lock:
             return self._files
+
+    def with_stem(self, path: str) -> list[str]:
+        """The indexed files of ``path``'s module stem (``foo.ml``, ``foo.mli``, ``test_foo.ml``)."""
+        self.files()
+        with self._lock:
+            return list(self._stems.get(module_stem(path), []))
 
 
 @dataclass
@@ -156,10 +167,9 @@ def build_context(
         reasons[rel] = reason
         used += count(text)
 
-    existing = index.files()
     if req.current:
         add(req.current, "current")
-        for rel in relevant_files([req.current], existing):
+        for rel in relevant_files([req.current], index.with_stem(req.current)):
             if rel != req.current:
                 add(rel, "test" if is_test_path(rel) else "sibling")
     for d in req.diagnostics:

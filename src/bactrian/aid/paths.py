@@ -39,7 +39,8 @@ def private_dir(path: Path) -> Path:
     """Create ``path`` mode 0700 (parents too), or check that an existing one is a real
     directory owned by this user, and tighten its mode to 0700."""
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.is_symlink() and not path.exists():
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = path.lstat()
     except OSError as exc:
         raise AidError(

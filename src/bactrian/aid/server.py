@@ -209,7 +209,7 @@ class Server:
                     ),
                 )
             )
-            await self._close(client)
+            await self._hang_up(client, reader)
             return
         if len(self.clients) >= self.sidecar.config.max_clients:
             client.send(
@@ -220,7 +220,7 @@ class Server:
                     ),
                 )
             )
-            await self._close(client)
+            await self._hang_up(client, reader)
             return
         self.clients.add(client)
         self.sidecar.clients = len(self.clients)
@@ -236,6 +236,7 @@ class Server:
                         self.dispatch(client, msg)
                 except P.FrameError as exc:
                     client.send(P.error_response(None, exc))
+                    await self._hang_up(client, reader)
                     break
         except (ConnectionError, OSError):
             pass
@@ -245,6 +246,22 @@ class Server:
             for pid in list(conn.inflight):
                 self.sidecar.cancel(conn, {"proposalId": pid})  # nobody listens any more
             await self._close(client)
+
+    async def _hang_up(self, client: Client, reader: asyncio.StreamReader) -> None:
+        """After a last error frame: stop writing, then discard what the client still sends
+        (up to 1 s / 1 MiB), so that closing does not reset the connection before the client
+        has read the error."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.writer.drain(), 0.5)
+            client.writer.write_eof()
+        left, deadline = 1 << 20, self.loop.time() + 1.0
+        with contextlib.suppress(Exception):
+            while left > 0 and self.loop.time() < deadline:
+                data = await asyncio.wait_for(reader.read(READ_CHUNK), deadline - self.loop.time())
+                if not data:
+                    break
+                left -= len(data)
+        await self._close(client)
 
     async def _close(self, client: Client) -> None:
         client.closed = True

@@ -23,6 +23,7 @@ from typing import Any
 
 from bactrian import __version__
 from bactrian.aid import protocol as P
+from bactrian.aid import toolloop
 from bactrian.aid.buildinfo import BuildCache
 from bactrian.aid.change import describe_change
 from bactrian.aid.checks import Checker, apply_check
@@ -49,6 +50,7 @@ from bactrian.strategies import get_strategy
 
 log = logging.getLogger(__name__)
 Emit = Callable[[dict[str, Any]], None]
+TOKEN_COALESCE_S = 0.01
 METHODS = [
     "initialize",
     "propose",
@@ -307,19 +309,8 @@ class Sidecar:
             if cfg.log_content:
                 log.info("proposal %s prompt %r", run.id, req.prompt)
             run.token.check()
-            tm = time.perf_counter()
-            stream = backend.stream(rendered.messages, mcfg.sampling(), cancel=run.token)
-            for i, delta in enumerate(stream):
-                run.progress({"kind": "token", "text": delta, "index": i})
-            model_s = time.perf_counter() - tm
-            comp = stream.completion
-            if comp is not None and comp.finish_reason == "cancelled":
-                raise Cancelled("cancelled")
-            run.token.check()
-            output = comp.text if comp is not None else ""
-            rec.ttft_ms = (
-                comp.ttft_s * 1000 if comp is not None and comp.ttft_s is not None else None
-            )
+            output, model_s, ttft = self._generate(run, backend, mcfg, rendered.messages, req.root)
+            rec.ttft_ms = ttft * 1000 if ttft is not None else None
             parsed = strategy.parse(output, ctx.texts)
             result = (
                 apply_check(req.root, parsed.diff, ctx.texts, cfg.max_file_bytes)
@@ -405,6 +396,55 @@ class Sidecar:
                     "retryable": False,
                 },
             )
+
+    def _generate(
+        self,
+        run: Running,
+        backend: ModelBackend,
+        mcfg: ModelConfig,
+        messages: list[dict[str, str]],
+        root: Path,
+    ) -> tuple[str, float, float | None]:
+        """The model's answer (text, seconds in the model, time to its first token), after
+        at most ``[aid] max_tool_calls`` tool calls (:mod:`bactrian.aid.toolloop`)."""
+        calls = self.config.max_tool_calls
+        if calls > 0:
+            messages = toolloop.with_tools(messages, self.tools)
+        model_s, ttft = 0.0, None
+        while True:
+            tm = time.perf_counter()
+            stream = backend.stream(messages, mcfg.sampling(), cancel=run.token)
+            self._stream_tokens(run, stream)
+            model_s += time.perf_counter() - tm
+            comp = stream.completion
+            if comp is not None and comp.finish_reason == "cancelled":
+                raise Cancelled("cancelled")
+            run.token.check()
+            output = comp.text if comp is not None else ""
+            if ttft is None and comp is not None and comp.ttft_s is not None:
+                ttft = comp.ttft_s
+            call = toolloop.parse_call(output) if calls > 0 else None
+            if call is None:
+                return output, model_s, ttft
+            calls -= 1
+            name, args = call
+            ok, result = toolloop.run_call(self.tools, self.tool_context(root), name, args)
+            run.progress({"kind": "tool", "tool": name, "arguments": args, "ok": ok})
+            messages = toolloop.follow_up(messages, output, name, ok, result)
+
+    @staticmethod
+    def _stream_tokens(run: Running, stream: Any) -> None:
+        """Send the deltas as ``token`` events; deltas that come faster than one per
+        :data:`TOKEN_COALESCE_S` are joined into one event (fewer frames, same text)."""
+        pending, index, last = "", 0, 0.0
+        for delta in stream:
+            pending += delta
+            now = time.perf_counter()
+            if now - last >= TOKEN_COALESCE_S:
+                run.progress({"kind": "token", "text": pending, "index": index})
+                pending, index, last = "", index + 1, now
+        if pending:
+            run.progress({"kind": "token", "text": pending, "index": index})
 
     def _end(self, run: Running, rec: RequestRecord, event: dict[str, Any]) -> None:
         with self._lock:
