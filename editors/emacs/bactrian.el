@@ -146,6 +146,9 @@
 (defun bactrian-connect ()
   "Connect to the sidecar (starting it if allowed) and `initialize'."
   (interactive)
+  ;; a reconnect in progress (its timer, or its `initialize' on the way): wait for it
+  (when (eq bactrian--state 'connecting)
+    (bactrian--wait (lambda () (eq bactrian--state 'connected)) 5))
   (unless (and bactrian--conn (jsonrpc-running-p bactrian--conn))
     (let ((socket (bactrian--socket)))
       (setq bactrian--root (bactrian--workspace-root))
@@ -153,8 +156,8 @@
                                (and (bactrian--start-server socket) (bactrian--open socket))))
       (unless bactrian--conn
         (bactrian--set-state 'disconnected)
-        (user-error "bactrian aid is not running: start it with `bactrian aid serve' (socket %s)"
-                    socket))
+        (user-error "%s" (format "bactrian aid is not running: start it with `bactrian aid serve' (socket %s)"
+                                 socket)))
       (bactrian--set-state 'connecting)
       (bactrian--initialize bactrian--conn
                             (lambda (r) (bactrian--say "connected to bactrian aid %s (arm %s)"
@@ -224,11 +227,16 @@ On an error call ON-ERROR, or show the message."
    (bactrian-connect) method params
    :success-fn on-result
    :error-fn (lambda (err)
-               (if (eql (plist-get err :code) -32001)
-                   (bactrian--restart-signal
-                    (plist-get (plist-get err :data) :retryAfterMs))
-                 (if on-error (funcall on-error err)
-                   (bactrian--say "%s failed: %s" method (plist-get err :message)))))))
+               (pcase (plist-get err :code)
+                 (-32001 (bactrian--restart-signal
+                          (plist-get (plist-get err :data) :retryAfterMs)))
+                 ;; jsonrpc.el's "Server died": the connection went; `bactrian--on-shutdown'
+                 ;; fails a running ask, other requests say so here
+                 (-1 (unless (eq method 'propose)
+                       (bactrian--say "%s did not finish: the sidecar restarted; try again"
+                                      method)))
+                 (_ (if on-error (funcall on-error err)
+                      (bactrian--say "%s failed: %s" method (plist-get err :message))))))))
 
 (defun bactrian--wait (pred seconds)
   "Process events until PRED holds or SECONDS pass."
@@ -257,7 +265,9 @@ On an error call ON-ERROR, or show the message."
       (save-excursion (goto-char (point-max)) (apply #'insert strings))
       (when at-end (goto-char (point-max))))
     (dolist (w (get-buffer-window-list (current-buffer) nil t))
-      (set-window-point w (point-max)))))
+      (set-window-point w (point-max))
+      (unless (pos-visible-in-window-p (point-max) w)
+        (with-selected-window w (recenter -1))))))
 
 ;;;; Asking
 
@@ -329,8 +339,7 @@ On an error call ON-ERROR, or show the message."
   (interactive)
   (let* ((conv (bactrian--conversation))
          (prompt (with-current-buffer conv
-                   (let ((start (or (get-text-property (point-max) 'bactrian-input-start)
-                                    (bactrian--input-start))))
+                   (let ((start (bactrian--input-start)))
                      (prog1 (string-trim (buffer-substring-no-properties start (point-max)))
                        (delete-region start (point-max))))))
          (source (or (cadr bactrian--last-ask) (other-buffer conv t))))
@@ -405,7 +414,9 @@ On an error call ON-ERROR, or show the message."
         "\n\n"
         (if (string-empty-p diff)
             (format "_no change proposed%s_\n" (if-let ((e (plist-get p :error))) (concat ": " e) ""))
-          (concat "```diff\n" diff (if (string-suffix-p "\n" diff) "" "\n") "```\n"
+          (concat (format "_the change, checked by the sidecar (%s):_\n"
+                          (if (eq (plist-get p :lenient) t) "applies leniently" "applies"))
+                  "```diff\n" diff (if (string-suffix-p "\n" diff) "" "\n") "```\n"
                   "_C-c , p preview · C-c , y apply · C-c , k reject_\n")))))
     ("error"
      (setq bactrian--proposal (plist-put bactrian--proposal :state 'failed))

@@ -14,6 +14,7 @@ a missing one fails the run saying what to install, never skips.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -122,8 +123,32 @@ class Sidecar:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
+    def redeploy(self) -> None:
+        """``bactrian aid restart``: a new server takes the socket over (deploy by restart)."""
+        out = subprocess.run(
+            [sys.executable, "-m", "bactrian.cli", "aid", "restart", "--socket", str(self.socket),
+             "--config", str(self.config)],
+            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise AssertionError(f"aid restart failed:\n{out.stdout}{out.stderr}\n{self.log()}")
+
+    def pidfile_pid(self) -> int | None:
+        """The pid the serving process wrote (after ``redeploy`` it is not ``proc``)."""
+        try:
+            info = json.loads(
+                (self.socket.parent / f".{self.socket.name}.d" / "server.json").read_text()
+            )
+            return int(info["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+
     def stop(self) -> None:
         """Stop the server politely (SIGTERM), then for sure."""
+        pid = self.pidfile_pid()
+        if pid is not None and (self.proc is None or pid != self.proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:

@@ -97,7 +97,7 @@ def nvim_headless(
 class Tmux:
     """One tmux server (its own socket) with one window running an editor."""
 
-    def __init__(self, root: Path, env: dict[str, str], width: int = 120, height: int = 40):
+    def __init__(self, root: Path, env: dict[str, str], width: int = 160, height: int = 45):
         self.tmux = need("tmux", "apt-get install tmux")
         self.sock = root / "tmux.sock"
         self.env = env
@@ -134,7 +134,7 @@ class Tmux:
     def screen(self) -> str:
         return self._run("capture-pane", "-p")
 
-    def wait_for(self, pred: Callable[[str], bool], what: str, timeout: float = 20) -> str:
+    def wait_for(self, pred: Callable[[str], bool], what: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:

@@ -1,5 +1,6 @@
-"""The restart scenario, in each real editor: the sidecar is killed (SIGKILL) while it
-streams an answer and a new one starts on the same socket. The client fails the in-flight
+"""The restart scenario, in each real editor: while the sidecar streams an answer it is
+killed (SIGKILL) and a new one starts on the same socket, or it is replaced by ``bactrian aid
+restart`` (``aid/restarting``, ``-32001``, takeover). The client fails the in-flight
 request with a clear, retryable message, reconnects with the protocol's backoff, re-sends its
 state (``initialize``), tells the user once, and the next ask succeeds — no editor restart."""
 
@@ -23,7 +24,9 @@ from tests.editors.editor_run import (
 )
 
 
-def _restart_mid_answer(side: Sidecar, cmd: list[str], sync: Path, env: dict[str, str]) -> str:
+def _restart_mid_answer(
+    side: Sidecar, cmd: list[str], sync: Path, env: dict[str, str], how: str
+) -> str:
     proc = subprocess.Popen(
         cmd, env=env, cwd=side.workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
@@ -35,7 +38,10 @@ def _restart_mid_answer(side: Sidecar, cmd: list[str], sync: Path, env: dict[str
                 out = proc.communicate(timeout=30)[0] if proc.poll() is not None else ""
                 raise AssertionError(f"the editor never streamed an answer:\n{out}")
             time.sleep(0.05)
-        side.restart()
+        if how == "kill":
+            side.restart()  # a crash: SIGKILL, then a new server on the same socket
+        else:
+            side.redeploy()  # `bactrian aid restart`: aid/restarting, -32001, takeover
         out = proc.communicate(timeout=120)[0]
     finally:
         if proc.poll() is None:
@@ -45,8 +51,11 @@ def _restart_mid_answer(side: Sidecar, cmd: list[str], sync: Path, env: dict[str
     return out
 
 
-@pytest.mark.slow
-def test_emacs_survives_a_sidecar_restart(sidecar: Sidecar, tmp_path: Path) -> None:
+HOW = pytest.mark.parametrize("how", ["kill", "aid-restart"])
+
+
+@HOW
+def test_emacs_survives_a_sidecar_restart(sidecar: Sidecar, tmp_path: Path, how: str) -> None:
     sync = tmp_path / "sync"
     sync.mkdir()
     cmd = [
@@ -54,13 +63,16 @@ def test_emacs_survives_a_sidecar_restart(sidecar: Sidecar, tmp_path: Path) -> N
         "-l", "bactrian-restart-test",
         "--eval", '(ert-run-tests-batch-and-exit "bactrian-survives-a-restart")',
     ]  # fmt: skip
-    out = _restart_mid_answer(sidecar, cmd, sync, editor_env(sidecar, BACTRIAN_TEST_SYNC=str(sync)))
+    env = editor_env(sidecar, BACTRIAN_TEST_SYNC=str(sync))
+    out = _restart_mid_answer(sidecar, cmd, sync, env, how)
     assert "1 results as expected, 0 unexpected" in out, out
 
 
-@pytest.mark.slow
+@HOW
 @pytest.mark.parametrize("which", [0, 1], ids=["debian-0.7", "current"])
-def test_nvim_survives_a_sidecar_restart(sidecar: Sidecar, tmp_path: Path, which: int) -> None:
+def test_nvim_survives_a_sidecar_restart(
+    sidecar: Sidecar, tmp_path: Path, which: int, how: str
+) -> None:
     nvim = nvims()[which]
     sync = tmp_path / "sync"
     sync.mkdir()
@@ -70,5 +82,5 @@ def test_nvim_survives_a_sidecar_restart(sidecar: Sidecar, tmp_path: Path, which
         "-c", f"luafile {HERE / 'nvim' / 'test_restart.lua'}",
     ]  # fmt: skip
     env = editor_env(sidecar, BACTRIAN_TEST_SYNC=str(sync), XDG_STATE_HOME=str(tmp_path / "st"))
-    out = _restart_mid_answer(sidecar, cmd, sync, env)
+    out = _restart_mid_answer(sidecar, cmd, sync, env, how)
     assert "1 passed, 0 failed" in out, f"{nvim_version(nvim)}:\n{out}"

@@ -13,7 +13,7 @@ local function b()
 end
 
 cmd('BactrianAsk', function(o)
-  b().ask(o.args, o.range > 0 and 'region' or 'buffer')
+  b().ask(o.args, o.range > 0 and 'region' or 'buffer', { o.line1, o.line2 })
 end, { nargs = '+', range = true, desc = 'Ask bactrian about the selection or buffer' })
 cmd('BactrianAskWorkspace', function(o)
   b().ask(o.args, 'workspace')

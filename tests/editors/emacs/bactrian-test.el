@@ -142,6 +142,39 @@ The conversation starts afresh too."
                                 (with-temp-buffer (insert-file-contents file) (buffer-string))))
     (bactrian-test--fed-back "rejected")))
 
+(ert-deftest bactrian-append-to-the-conversation ()
+  "A prompt typed at the end of the conversation is sent with C-c C-c."
+  (with-current-buffer (bactrian-test--visit "lib/money.ml")
+    (bactrian-test--ask "add zero if it is not already there"))
+  (with-current-buffer (bactrian--conversation)
+    (goto-char (point-max))
+    (insert "add a double function")
+    (should (eq (key-binding (kbd "C-c C-c")) #'bactrian-send-conversation))
+    (call-interactively #'bactrian-send-conversation))
+  (bactrian-test--wait (lambda () (eq (bactrian-test--state) 'final)) "the second answer")
+  (let ((conv (bactrian-test--conversation)))
+    (should (string-match-p "^## add a double function$" conv))
+    (should (string-match-p "^\\+let double t = t \\* 2$" conv))
+    ;; the typed prompt became the heading: it is not left behind as loose text
+    (should (= 0 (with-temp-buffer (insert conv)
+                                   (how-many "^add a double function$" (point-min) (point-max)))))))
+
+(ert-deftest bactrian-ask-about-the-region ()
+  "With an active region, the ask sends it as the selection (and no cursor)."
+  (with-current-buffer (bactrian-test--visit "lib/money.ml")
+    (transient-mark-mode 1)
+    (goto-char (point-min)) (forward-line 7) (set-mark (point)) (forward-line 2)
+    (activate-mark)
+    (let (sent)
+      (advice-add 'bactrian--propose :before (lambda (p _s) (setq sent p)) '((name . test-sel)))
+      (unwind-protect (bactrian-ask "add a double function")
+        (advice-remove 'bactrian--propose 'test-sel))
+      (bactrian-test--wait (lambda () (eq (bactrian-test--state) 'final)) "the final answer")
+      (should (equal (plist-get sent :selection)
+                     '(:start (:line 7 :character 0) :end (:line 9 :character 0))))
+      (should-not (plist-get sent :cursor))
+      (should (equal (plist-get (plist-get sent :file) :path) "lib/money.ml")))))
+
 (ert-deftest bactrian-cancel-running ()
   "A running request is cancelled."
   (with-current-buffer (bactrian-test--visit "lib/money.ml")

@@ -148,6 +148,40 @@ test('apply_to_file_not_open', function()
   fed_back('rejected')
 end)
 
+test('append_to_the_conversation', function()
+  visit('lib/money.ml')
+  ask('add zero if it is not already there')
+  local c = vim.fn.bufnr('bactrian://conversation')
+  vim.api.nvim_buf_set_lines(c, -1, -1, false, { 'add a double function' })
+  vim.cmd('BactrianSend')
+  wait(function()
+    return state() == 'final' and has(conv(), '+let double t = t * 2')
+  end, 'the second answer')
+  assert(has(conv(), '## add a double function'), conv())
+end)
+
+test('ask_about_lines', function()
+  visit('lib/money.ml')
+  local sent = nil
+  local request = b.rpc.request
+  b.rpc.request = function(method, params, cb)
+    if method == 'propose' then
+      sent = params
+    end
+    return request(method, params, cb)
+  end
+  vim.cmd('8,9BactrianAsk add a double function')
+  b.rpc.request = request
+  wait(function()
+    return state() == 'final'
+  end, 'the final answer')
+  assert(sent.file.path == 'lib/money.ml', vim.inspect(sent))
+  assert(sent.selection.start.line == 7 and sent.selection.start.character == 0, vim.inspect(sent))
+  assert(sent.selection['end'].line == 8, vim.inspect(sent.selection))
+  assert(sent.selection['end'].character == #'let sum ms = List.fold_left add zero ms')
+  assert(sent.cursor == nil)
+end)
+
 test('cancel_running', function()
   visit('lib/money.ml')
   b.ask('slow: add a double function', 'buffer')

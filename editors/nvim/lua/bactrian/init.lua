@@ -61,7 +61,7 @@ end
 function M.show()
   local b = conversation()
   if #vim.fn.win_findbuf(b) == 0 then
-    vim.cmd('botright split')
+    vim.cmd(vim.o.columns >= 140 and 'botright vsplit' or 'botright split')
     vim.api.nvim_win_set_buf(0, b)
     vim.cmd('wincmd p')
   end
@@ -241,7 +241,10 @@ local function propose(params, source)
   local mine = proposal
   append('\n## ' .. params.prompt .. '\n\n')
   rpc.request('propose', params, function(err, result)
-    if err then
+    if err and err.code == -32001 then
+      fail_in_flight() -- the connection went before the proposal id came
+      return
+    elseif err then
       mine.state = 'failed'
       append('\n**failed:** ' .. err.message .. '\n')
       return
@@ -256,8 +259,9 @@ local function propose(params, source)
   end)
 end
 
---- Ask prompt about scope: 'region' (with the visual marks), 'buffer' or 'workspace'.
-function M.ask(prompt, scope)
+--- Ask prompt about scope: 'region' (lines {first, last}, 1-based, default the visual
+--- marks), 'buffer' or 'workspace'.
+function M.ask(prompt, scope, lines)
   if not prompt or prompt == '' then
     notify('type a prompt: :BactrianAsk add a to_string for t', vim.log.levels.WARN)
     return
@@ -272,10 +276,11 @@ function M.ask(prompt, scope)
     params.file = { path = rel(name), text = buf_text(b) }
   end
   if scope == 'region' then
-    local s, e = vim.fn.getpos("'<"), vim.fn.getpos("'>")
+    local first = lines and lines[1] or vim.fn.line("'<")
+    local last = lines and lines[2] or vim.fn.line("'>")
     params.selection = {
-      start = { line = s[2] - 1, character = s[3] - 1 },
-      ['end'] = { line = e[2] - 1, character = math.min(e[3], 1e6) },
+      start = { line = first - 1, character = 0 },
+      ['end'] = { line = last - 1, character = #vim.fn.getline(last) },
     }
   else
     local c = vim.api.nvim_win_get_cursor(0)
@@ -347,7 +352,9 @@ progress = function(p)
       if diff:sub(-1) ~= '\n' then
         diff = diff .. '\n'
       end
-      append('\n\n```diff\n' .. diff .. '```\n_:BactrianPreview · :BactrianApply · :BactrianReject_\n')
+      local how = p.lenient == true and 'applies leniently' or 'applies'
+      append('\n\n_the change, checked by the sidecar (' .. how .. '):_\n```diff\n' .. diff
+        .. '```\n_:BactrianPreview · :BactrianApply · :BactrianReject_\n')
     end
   elseif kind == 'error' then
     if p.code == -32001 then
