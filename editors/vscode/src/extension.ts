@@ -155,7 +155,9 @@ class Controller {
   private async ask(prompt: string, scope: Scope): Promise<void> {
     const client = this.requireClient();
     if (this.current?.phase === "streaming") throw new Error("A request is running: cancel it first.");
-    if (this.current?.open) await this.actions!.reject(this.current); // the user moved on
+    // the user moved on: an applied proposal they kept is accepted (or edited), another rejected
+    if (this.current?.phase === "applied") await this.actions!.accept(this.current);
+    else if (this.current?.phase === "final") await this.actions!.reject(this.current);
     const params = this.proposeParams(prompt, scope);
     const p = new Proposal("", prompt, params);
     this.current = p;

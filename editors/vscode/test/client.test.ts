@@ -137,6 +137,22 @@ for (const how of ["crash (SIGKILL)", "polite stop (SIGTERM)"]) {
   });
 }
 
+test("deploy by restart (`bactrian aid restart`): the connected client follows without a reload", async () => {
+  const client = newClient();
+  const reconnects: boolean[] = [];
+  client.on("reconnected", (_info, changed: boolean) => reconnects.push(changed));
+  try {
+    const first = await client.connect();
+    side.redeploy(); // returns once the new server answers
+    const p = await streamOf(client, "add a double function");
+    assert.equal(p.phase, "final", p.message);
+    assert.notEqual(client.info?.serverId, first.serverId);
+    assert.deepEqual(reconnects, [true]);
+  } finally {
+    client.close();
+  }
+});
+
 test("no sidecar: connect fails at once; the reconnect loop gives up saying how to start one", async () => {
   const missing = path.join(env.socketDir, "nobody-here.sock");
   const client = newClient(missing, { firstMs: 10, maxMs: 40, giveUpMs: 300 });

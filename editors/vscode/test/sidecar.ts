@@ -2,7 +2,7 @@
 // side (tests/editors/test_vscode.py) prepares the workspace and the scripted config and passes
 // them in the environment; run the tests through it (`pytest tests/editors/test_vscode.py`).
 
-import { ChildProcess, spawn } from "node:child_process";
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -70,8 +70,36 @@ export class Sidecar {
   }
 
   /** SIGTERM: the sidecar tells its clients it is restarting, fails what is in flight, exits. */
-  stop(): Promise<void> {
+  async stop(): Promise<void> {
+    const pid = this.servingPid();
+    if (pid !== undefined && pid !== this.proc?.pid) {
+      try {
+        process.kill(pid, "SIGTERM");
+        while (await answers(this.socket)) await new Promise((r) => setTimeout(r, 50));
+      } catch {
+        // already gone
+      }
+    }
     return this.signal("SIGTERM");
+  }
+
+  /** `bactrian aid restart`: a new server takes the socket over (deploy by restart). */
+  redeploy(): void {
+    execFileSync(
+      this.env.python,
+      ["-m", "bactrian.cli", "aid", "restart", "--socket", this.socket, "--config", this.env.config],
+      { cwd: this.env.socketDir, env: { ...process.env, BACTRIAN_CONFIG: this.env.config }, stdio: "pipe", timeout: 60000 },
+    );
+  }
+
+  /** The pid the serving process wrote (after `redeploy` it is not our child). */
+  servingPid(): number | undefined {
+    const file = path.join(path.dirname(this.socket), `.${path.basename(this.socket)}.d`, "server.json");
+    try {
+      return Number(JSON.parse(fs.readFileSync(file, "utf8")).pid) || undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   log(): string {
