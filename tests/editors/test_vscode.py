@@ -324,13 +324,17 @@ def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None
         wait_for("rejected", lambda: message.inner_text() == "Rejected.")
         wait_for("the file restored", lambda: money.read_text() == texts["money"])
 
-        # ask again, apply, accept
+        # ask again, apply, edit what was applied, accept: fed back as edited
         ask("add a double function")
         wait_for("the final answer", lambda: phase() == "final", timeout=60)
         view.locator("#apply").click()
         wait_for("the file on disk", lambda: money.read_text() == texts["money_double"])
+        page.locator(".tabs-container .tab", has_text="money.ml").first.click()
+        page.locator(".monaco-editor .view-lines").first.click()
+        page.keyboard.press("Control+End")
+        page.keyboard.type("let triple t = t * 3")
         view.locator("#accept").click()
-        wait_for("accepted", lambda: message.inner_text() == "Accepted.")
+        wait_for("accepted", lambda: message.inner_text() == "Accepted with your edits.")
 
         # build status and the experiment arm on request, from the palette
         page.locator(".monaco-editor .view-lines").first.click()  # focus out of the webview
@@ -342,9 +346,10 @@ def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None
             "the status message", lambda: any("arm default" in t for t in notes.all_inner_texts())
         )
 
-    # feedback reached the sidecar in every case: the no-op and the reverted one rejected
+    # feedback reached the sidecar in every case: the no-op and the reverted one rejected, the
+    # kept one edited
     outcomes = wait_for("the feedback rows", lambda: feedback_outcomes(side, 3), timeout=10)
-    assert outcomes == ["rejected", "rejected", "accepted"], outcomes
+    assert outcomes == ["rejected", "rejected", "edited"], outcomes
 
 
 def scripted_texts() -> dict[str, str]:
