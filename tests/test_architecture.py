@@ -85,6 +85,7 @@ LAYERS: dict[str, int] = {
     "models": 3,
     "dune": 4,
     "strategies": 4,
+    "rundir": 4,
     "scopes": 5,
     "snapshot": 6,
     "dataset": 7,
@@ -96,6 +97,7 @@ LAYERS: dict[str, int] = {
     "train": 10,
     "aid": 10,
     "demo": 11,
+    "quickstart": 11,
     "cli": 11,
 }
 NOBODY_IMPORTS = {"aid"}  # the sidecar is a leaf: nothing else may depend on it
