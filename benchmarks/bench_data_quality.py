@@ -31,12 +31,9 @@ import json
 import os
 import platform
 import random
-import re
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,66 +41,21 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bactrian.dataset.example import Example  # noqa: E402
 from bactrian.dataset.splits import prompt_source  # noqa: E402
 from bactrian.mine.config import MineConfig  # noqa: E402
-from bactrian.mine.describe import audit_leaks  # noqa: E402
 from bactrian.mine.mining import mine_vcs  # noqa: E402
+from bactrian.mine.quality import figures, is_update_file, label_figures, pct, share  # noqa: E402,F401
 
 SECTION = "## Data quality"
-UPDATE_FILE = re.compile(
-    r"^\s*(?:update|change|edit|modify)\s+[\w./-]+(?:\s*,\s*[\w./-]+)*\s*$", re.I
-)
-GIT_ENV = dict(
-    os.environ,
-    GIT_AUTHOR_NAME="Dev",
-    GIT_AUTHOR_EMAIL="dev@example.com",
-    GIT_COMMITTER_NAME="Dev",
-    GIT_COMMITTER_EMAIL="dev@example.com",
-)
 
 
 def sample_history(dest: Path) -> Path:
     """The sample workspace's scripted session as a git history: one commit per step (its
-    title as the message, its scripted time as the date)."""
-    from bactrian.sample import SESSION, read_tree, workspace_path
+    title as the message, its scripted time as the date), the never-green end included."""
+    from bactrian.sample import SESSION
+    from bactrian.sample.history import write_history
 
-    dest.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True, env=GIT_ENV)
-    previous: dict[str, str] = {}
-    for step, tree in zip(SESSION.steps, SESSION.trees(read_tree(workspace_path())), strict=True):
-        for rel in set(previous) - set(tree):
-            (dest / rel).unlink()
-        for rel, text in tree.items():
-            if previous.get(rel) != text:
-                p = dest / rel
-                p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_text(text)
-        previous = tree
-        subprocess.run(["git", "add", "-A"], cwd=dest, check=True, env=GIT_ENV)
-        date = f"{1_700_000_000 + int(step.at_s)} +0000"
-        env = dict(GIT_ENV, GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date)
-        subprocess.run(
-            ["git", "commit", "-q", "--allow-empty", "-m", step.title],
-            cwd=dest,
-            check=True,
-            env=env,
-        )
-    return dest
-
-
-def leak_hits(ex: Example) -> list[str]:
-    """The leak audit's findings for ``ex``'s prompt (the miner's own audit)."""
-    return audit_leaks(ex)
-
-
-def is_update_file(prompt: str) -> bool:
-    first = (prompt or "").strip().split("\n", 1)[0]
-    return bool(UPDATE_FILE.match(first))
-
-
-def share(n: int, total: int) -> float:
-    return n / total if total else 0.0
+    return write_history(dest, steps=len(SESSION.steps) - 1)
 
 
 def measure(
@@ -128,8 +80,7 @@ def measure(
     t_mine = time.perf_counter() - t0
     examples = res.examples
     n = len(examples)
-    sources = Counter(prompt_source(e) for e in examples)
-    leaks = {e.id: leak_hits(e) for e in examples}
+    f = figures(examples, commits=len(commits))
     rng = random.Random(0)
     sample = rng.sample(examples, min(20, n))
     out: dict[str, Any] = {
@@ -139,14 +90,14 @@ def measure(
         "commits": len(commits),
         "candidates": res.report.candidates,
         "examples": n,
-        "per_100_commits": 100 * share(n, len(commits)),
-        "kinds": dict(Counter(e.kind for e in examples)),
+        "per_100_commits": f["per_100_commits"],
+        "kinds": f["kinds"],
         "dropped": res.report.to_dict()["dropped"],
-        "prompt_sources": {k: share(v, n) for k, v in sorted(sources.items())},
-        "update_file_share": share(sum(is_update_file(e.prompt) for e in examples), n),
-        "empty_context_share": share(sum(not e.files for e in examples), n),
-        "leak_hits": sum(1 for v in leaks.values() if v),
-        "leaks": {k: v for k, v in leaks.items() if v},
+        "prompt_sources": f["prompt_sources"],
+        "update_file_share": f["update_file_share"],
+        "empty_context_share": f["empty_context_share"],
+        "leak_hits": f["leak_hits"],
+        "leaks": f["leaks"],
         "mine_s": t_mine,
         "prompt_sample": [
             {"id": e.id, "source": prompt_source(e), "prompt": e.prompt.split("\n", 1)[0]}
@@ -161,19 +112,7 @@ def measure(
         t0 = time.perf_counter()
         label_examples(chosen, work / "label", build_cmd=build_cmd)
         out["label_s"] = time.perf_counter() - t0
-        out["labelled"] = len(chosen)
-        green = [e for e in chosen if e.stats.get("target_build") == "green"]
-        out["gold_green_share"] = share(len(green), len(chosen))
-        out["base_green_share"] = share(
-            sum(e.stats.get("base_build") == "green" for e in chosen), len(chosen)
-        )
-        parts = [e for e in chosen if e.kind == "vcs-part"]
-        out["parts"] = len(parts)
-        out["parts_green_share"] = (
-            share(sum(e.stats.get("target_build") == "green" for e in parts), len(parts))
-            if parts
-            else None
-        )
+        out.update(label_figures(chosen))
     if hg and reader.kind == "git":
         from benchmarks._hgconvert import git_vs_hg
 
@@ -183,10 +122,6 @@ def measure(
         out["hg_identical"] = r["identical"]
         out["hg_s"], out["git_s"] = r["hg_s"], r["git_s"]
     return out
-
-
-def pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.0f}%"
 
 
 def render_text(r: dict[str, Any]) -> str:

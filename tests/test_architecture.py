@@ -86,6 +86,7 @@ LAYERS: dict[str, int] = {
     "models": 3,
     "dune": 4,
     "strategies": 4,
+    "rundir": 4,
     "scopes": 5,
     "snapshot": 6,
     "dataset": 7,
@@ -97,6 +98,7 @@ LAYERS: dict[str, int] = {
     "aid": 10,
     "train": 11,  # above evaluate: its demo compares a model before and after training
     "demo": 12,
+    "quickstart": 12,
     "cli": 12,
 }
 NOBODY_IMPORTS = {"aid"}  # the sidecar is a leaf: nothing else may depend on it

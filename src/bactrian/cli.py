@@ -42,6 +42,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "aid": ("bactrian.aid.cli", "group", "The editor sidecar: serve, status, restart, report."),
     "demo": ("bactrian.demo", "demo", "Run the main job on the bundled sample."),
     "doctor": ("bactrian.doctor", "doctor", "Why a build is red, and a build scope that works."),
+    "quickstart": (
+        "bactrian.quickstart",
+        "quickstart",
+        "The whole loop on your own dune repository (git or Mercurial).",
+    ),
 }
 
 

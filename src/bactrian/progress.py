@@ -47,3 +47,37 @@ def progress(
         mininterval=0.2,
     ) as bar:
         yield from bar
+
+
+class Bar:
+    """A bar updated by hand (``step()``), for work that reports through a callback (a replay
+    calls back once per snapshot). A no-op when progress bars are off."""
+
+    def __init__(self, desc: str, total: int | None = None, unit: str = "it") -> None:
+        self._bar = (
+            tqdm(
+                desc=desc,
+                unit=unit,
+                total=total,
+                file=sys.stderr,
+                leave=True,
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
+            if enabled()
+            else None
+        )
+
+    def step(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

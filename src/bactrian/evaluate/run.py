@@ -34,7 +34,7 @@ from bactrian.ces.config import CESConfig
 from bactrian.ces.contract import BaseSpec, Job
 from bactrian.config import load_section
 from bactrian.dataset.splits import load_dataset, materialize_base
-from bactrian.errors import BactrianError, ConfigError
+from bactrian.errors import BactrianError, BaseNotGreenError, ConfigError
 from bactrian.evaluate.metrics import compare, summarize
 from bactrian.evaluate.report import render_report
 from bactrian.models import Completion, ModelConfig, make_backend, resolve_model
@@ -243,9 +243,12 @@ def run_eval(
     echo: Echo | None = None,
     progress: bool = True,
     backend: Any = None,
+    stages_for: Callable[[Path], dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate model ``model`` on ``dataset``'s ``split``; writes into ``out`` and returns the
-    summary. ``backend`` may be passed to reuse an already loaded model."""
+    summary. ``backend`` may be passed to reuse an already loaded model; ``stages_for`` maps a
+    materialised base tree to CES stage commands for it (e.g. a build scope's dune targets,
+    which depend on the tree's directories), over ``[eval] stages``."""
 
     echo = echo or (lambda s: None)
     cfg = load_eval_config(
@@ -284,7 +287,7 @@ def run_eval(
     (out / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
     # 1. bases and the gold check
-    bases = {e.id: _base(e, out / "bases", cfg) for e in chosen}
+    bases = {e.id: _base(e, out / "bases", cfg, stages_for) for e in chosen}
     gold = _gold_check(chosen, bases, out, cfg, echo)
     valid = [e for e in chosen if gold[e.id]["ok"]]
     echo(
@@ -336,7 +339,9 @@ def run_eval(
     return write_summary(out)
 
 
-def _base(ex: Any, root: Path, cfg: EvalConfig) -> Any:
+def _base(
+    ex: Any, root: Path, cfg: EvalConfig, stages_for: Callable[[Path], dict[str, str]] | None
+) -> Any:
 
     dest = root / ex.id
     marker = root / f"{ex.id}.ok"  # beside the tree, never inside it
@@ -345,7 +350,10 @@ def _base(ex: Any, root: Path, cfg: EvalConfig) -> Any:
             shutil.rmtree(dest)
         materialize_base(ex, dest)
         marker.write_text("")
-    return BaseSpec(source=str(dest), stages=dict(cfg.stages), require_green=ex.kind != "fix")
+    stages = dict(cfg.stages)
+    if stages_for is not None:
+        stages.update(stages_for(dest))
+    return BaseSpec(source=str(dest), stages=stages, require_green=ex.kind != "fix")
 
 
 def _judge(jobs: list[Any], retries: int, config: Any) -> list[Any]:
@@ -361,6 +369,20 @@ def _judge(jobs: list[Any], retries: int, config: Any) -> list[Any]:
         for i, v in zip(again, redo, strict=True):
             verdicts[i] = v
     return verdicts
+
+
+def _red_bases(specs: list[Any], config: Any, workers: int) -> dict[str, str]:
+    """The bases among ``specs`` that must be green and are not: source -> first error."""
+
+    be = get_backend("local", config)
+    red: dict[str, str] = {}
+    for spec in {s.source: s for s in specs if s.require_green}.values():
+        try:
+            be.warm(spec, workers)
+        except BaseNotGreenError as exc:
+            lines = [x for x in str(exc).split("Output:", 1)[-1].splitlines() if x.strip()]
+            red[spec.source] = " ".join(lines[:3])[:300]
+    return red
 
 
 def _gold_check(
@@ -383,8 +405,29 @@ def _gold_check(
             )
             todo.append(ex)
     if jobs:
-        verdicts = _judge(jobs, cfg.ces_retries, _ces_config(cfg.model_policy, gold=True))
+        config = _ces_config(cfg.model_policy, gold=True)
         app = _Appender(path)
+        # a base that is not green (a change mined from a commit whose parent does not
+        # build) excludes its example with the reason; it must not sink the whole run
+        red = _red_bases([bases[ex.id] for ex in todo], config, cfg.ces_workers)
+        for ex in [e for e in todo if bases[e.id].source in red]:
+            row = {
+                "example": ex.id,
+                "kind": ex.kind,
+                "diff_hash": diff_hash(ex.diff),
+                "extracted_hash": None,
+                "ok": False,
+                "infra_error": None,
+                "furthest": "base",
+                "base_red": red[bases[ex.id].source],
+                "stages": {},
+                "verdict": {"ok": False, "flags": [], "stages": []},
+            }
+            app.write(row)
+            result[ex.id] = row
+        keep = [i for i, ex in enumerate(todo) if bases[ex.id].source not in red]
+        jobs, todo = [jobs[i] for i in keep], [todo[i] for i in keep]
+        verdicts = _judge(jobs, cfg.ces_retries, config) if jobs else []
         for ex, v in zip(todo, verdicts, strict=True):
             row = {
                 "example": ex.id,
@@ -404,7 +447,11 @@ def _gold_check(
     for ex in chosen:
         r = result[ex.id]
         if not r["ok"]:
-            why = r.get("infra_error") or f"furthest stage {r.get('furthest')}"
+            why = (
+                r.get("infra_error")
+                or (r.get("base_red") and f"base not green: {r['base_red']}")
+                or f"furthest stage {r.get('furthest')}"
+            )
             echo(f"   gold not green, excluded: {ex.id} ({ex.kind}; {why})")
     return result
 

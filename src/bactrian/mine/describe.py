@@ -267,9 +267,22 @@ class LLMDescriber:
 
     name = "llm"
 
-    def __init__(self, backend: ModelBackend, fallback: Describer | None = None) -> None:
+    def __init__(
+        self,
+        backend: ModelBackend,
+        fallback: Describer | None = None,
+        *,
+        detail_tokens: int = 400,
+        prompt_tokens: int = 40,
+        context_chars: int = 6000,
+    ) -> None:
         self.backend = backend
         self.fallback = fallback or DeterministicDescriber()
+        # tokens the model may write for the description and for the short prompt (a small
+        # local model on a CPU writes a few tokens a second: the demo keeps them short)
+        self.detail_tokens = detail_tokens
+        self.prompt_tokens = prompt_tokens
+        self.context_chars = context_chars  # of the change shown to the model (its tail)
 
     def describe(self, example: Example) -> Description:
         fb = self.fallback.describe(example)
@@ -291,16 +304,16 @@ class LLMDescriber:
         detail = self.backend.complete(
             [
                 {"role": "system", "content": DETAIL_SYSTEM},
-                {"role": "user", "content": _render_for_model(example)},
+                {"role": "user", "content": _render_for_model(example, self.context_chars)},
             ],
-            max_tokens=400,
+            max_tokens=self.detail_tokens,
         ).text.strip()
         short = self.backend.complete(
             [
                 {"role": "system", "content": REWRITE_SYSTEM},
                 {"role": "user", "content": detail},
             ],
-            max_tokens=40,
+            max_tokens=self.prompt_tokens,
             stop=["\n"],
         ).text.strip()
         return detail, short

@@ -260,6 +260,10 @@ class ModelConfig:
     seed: int | None = None
     strategy: str = "unified-diff"
     max_prompt_tokens: int = 6144
+    # CPU threads of a local backend (torch, process-wide); 0: torch's default, every core. On
+    # a machine shared with builds fewer are much faster (idle torch threads spin): measured
+    # 8x on 2 busy cores with 1 thread instead of 2
+    threads: int = 0
     name: str = ""
 
     @property

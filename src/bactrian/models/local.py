@@ -57,6 +57,19 @@ def resolve_path(path: str) -> Path:
     return p
 
 
+def set_threads(threads: int) -> None:
+    """Set torch's CPU threads (process-wide) when ``threads`` > 0."""
+    if threads <= 0:
+        return
+    try:
+        import torch
+    except ImportError as exc:
+        raise ConfigError(
+            f"The local backend needs torch and transformers ({exc}): {INSTALL_HINT}."
+        ) from None
+    torch.set_num_threads(threads)
+
+
 def load(path: str, adapter: str = "", device_map: str = "cpu", dtype: str = "float32") -> _Loaded:
     key = (path, adapter, device_map, dtype)
     with _CACHE_LOCK:
@@ -122,6 +135,7 @@ class TransformersBackend(BackendBase):
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> TransformersBackend:
+        set_threads(config.threads)
         return cls(
             config.path,
             adapter=config.adapter,

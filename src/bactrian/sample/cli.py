@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from bactrian.sample.history import last_green_step, write_history
 from bactrian.sample.replay import DEFAULT_SPEED, replay
 from bactrian.sample.script import Session, Step
 from bactrian.sample.session import EXPECTED_EPISODES, SESSION
@@ -114,3 +115,23 @@ def session_cmd(as_json: bool) -> None:
     click.echo(f"Session {SESSION.name!r}: {len(SESSION)} steps over {SESSION.duration_s:.0f} s")
     for line in _describe(SESSION):
         click.echo(line)
+
+
+@group.command("history")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--vcs", "kind", type=click.Choice(["git", "hg"]), default="git", show_default=True)
+@click.option(
+    "--steps",
+    type=int,
+    default=None,
+    help="Commit steps 0..N of the session (default: up to its last green step).",
+)
+@click.option("--green-only", is_flag=True, help="Commit only the green steps.")
+def history_cmd(dest: Path, kind: str, steps: int | None, green_only: bool) -> None:
+    """Write the sample's evolution into a new git or Mercurial repository at DEST: one commit
+    per scripted step (its title as the message) — a small dune repository with real history
+    to try `bactrian quickstart DEST` or `bactrian mine --from-vcs DEST` on."""
+    write_history(dest, kind=kind, steps=steps, green_only=green_only)
+    last = steps if steps is not None else last_green_step()
+    n = sum(1 for s in SESSION.steps[: last + 1] if s.expect == "green" or not green_only)
+    click.echo(f"{kind} repository with {n} commits of the sample's evolution in {dest}")
