@@ -43,6 +43,15 @@ class DemoTrainResult:
     lines: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        """One line for the demo's closing summary."""
+        b, a = self.before.get("pass@1", 0.0), self.after.get("pass@1", 0.0)
+        return (
+            f"{self.model} pass@1 {100 * a:.1f}% after vs {100 * b:.1f}% before on "
+            f"{self.after.get('examples', 0)} heldout examples (model in {self.output}; "
+            "a few steps prove the pipe, not the model)"
+        )
+
 
 def run_demo_training(
     dataset_dir: Path,
