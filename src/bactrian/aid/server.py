@@ -35,7 +35,6 @@ from bactrian.errors import BactrianError
 log = logging.getLogger(__name__)
 READ_CHUNK = 1 << 16
 MAX_WRITE_BUFFER = 64 << 20
-SWITCH_INTERVAL_S = 0.001
 NO_INIT = {"initialize", "status", "tools/list"}
 
 
@@ -334,9 +333,6 @@ class Server:
 
     def run(self, *, takeover: bool = False, ready: Any = None) -> None:
         """Serve until SIGTERM/SIGINT. ``takeover``: replace the running server (restart)."""
-        # latency over throughput: a proposal's thread waits at most 1 ms (not CPython's 5 ms)
-        # for the interpreter while other clients' requests run
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.layout.prepare()
         if takeover:
             sock = self._take_over()
