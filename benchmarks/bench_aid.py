@@ -189,7 +189,9 @@ def bench_concurrent(sc: Sidecar, clients: int, duration: float, think_s: float)
     return {
         "clients": clients,
         "duration_s": duration,
+        "think_s": think_s,
         "requests": len(over),
+        "rps": len(over) / duration,
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
         "p50": percentile(over, 50),
@@ -302,7 +304,7 @@ def main() -> int:
         "",
         f"`benchmarks/bench_aid.py --requests {args.requests} --duration {args.duration:g} --clients {args.clients} "
         f"--think-ms {args.think_ms:g} --saturate {args.saturate:g} --restarts {args.restarts} --smollm2-rounds {args.smollm2_rounds}` ({when}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, shared). A real sidecar process on a Unix socket, a 10,000-file workspace, "
+        f"{os.cpu_count()} CPUs shared with other work, load average {os.getloadavg()[0]:.1f} at the end). A real sidecar process on a Unix socket, a 10,000-file workspace, "
         "the scripted backend answering instantly (one applying diff); overhead = the server's `timing.overheadMs` "
         "(context, prompt rendering, diff extraction, apply check; the model call excluded).",
         "",

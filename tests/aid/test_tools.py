@@ -132,3 +132,41 @@ def test_registry_validates_arguments_and_wraps_tool_failures(tmp_path: Path) ->
     with pytest.raises(Exception, match="Two tools are named"):
         reg.add(Tool("boom", "again", {}, boom))
     validate({"type": "array", "items": {"type": "string"}}, ["a", "b"])
+
+
+def test_the_model_calls_a_tool_during_a_proposal(short_tmp: Path, workspace: Path) -> None:
+    from tests.aid.conftest import DIFF
+
+    call = '<tool>{"name": "interface", "arguments": {"module": "Shape"}}</tool>'
+    answers = [
+        {"match": "Tool result (interface)", "text": DIFF},
+        {"match": "to_string", "text": call},
+    ]
+    sc = SidecarProc(short_tmp, workspace, aid={"max_tool_calls": 2}, answers=answers).start()
+    try:
+        with sc.client() as c:
+            evs = c.propose_wait({"prompt": "add a to_string", "file": {"path": "lib/shape.ml"}})
+        tool = [e for e in evs if e["kind"] == "tool"]
+        assert tool == [
+            {
+                "proposalId": evs[0]["proposalId"],
+                "kind": "tool",
+                "tool": "interface",
+                "arguments": {"module": "Shape"},
+                "ok": True,
+            }
+        ]
+        assert evs[-1]["kind"] == "final" and evs[-1]["applies"]
+        calls = [
+            __import__("json").loads(line)["messages"]
+            for line in sc.record.read_text().splitlines()
+        ]
+        assert len(calls) == 2
+        assert "<tool>" in calls[0][0]["content"] and "interface" in calls[0][0]["content"]
+        assert calls[1][-2] == {"role": "assistant", "content": call}
+        assert (
+            calls[1][-1]["content"].startswith("Tool result (interface):")
+            and "lib/shape.mli" in calls[1][-1]["content"]
+        )
+    finally:
+        sc.stop()

@@ -23,6 +23,7 @@ from typing import Any
 
 from bactrian import __version__
 from bactrian.aid import protocol as P
+from bactrian.aid import toolloop
 from bactrian.aid.buildinfo import BuildCache
 from bactrian.aid.change import describe_change
 from bactrian.aid.checks import Checker, apply_check
@@ -308,18 +309,8 @@ class Sidecar:
             if cfg.log_content:
                 log.info("proposal %s prompt %r", run.id, req.prompt)
             run.token.check()
-            tm = time.perf_counter()
-            stream = backend.stream(rendered.messages, mcfg.sampling(), cancel=run.token)
-            self._stream_tokens(run, stream)
-            model_s = time.perf_counter() - tm
-            comp = stream.completion
-            if comp is not None and comp.finish_reason == "cancelled":
-                raise Cancelled("cancelled")
-            run.token.check()
-            output = comp.text if comp is not None else ""
-            rec.ttft_ms = (
-                comp.ttft_s * 1000 if comp is not None and comp.ttft_s is not None else None
-            )
+            output, model_s, ttft = self._generate(run, backend, mcfg, rendered.messages, req.root)
+            rec.ttft_ms = ttft * 1000 if ttft is not None else None
             parsed = strategy.parse(output, ctx.texts)
             result = (
                 apply_check(req.root, parsed.diff, ctx.texts, cfg.max_file_bytes)
@@ -405,6 +396,41 @@ class Sidecar:
                     "retryable": False,
                 },
             )
+
+    def _generate(
+        self,
+        run: Running,
+        backend: ModelBackend,
+        mcfg: ModelConfig,
+        messages: list[dict[str, str]],
+        root: Path,
+    ) -> tuple[str, float, float | None]:
+        """The model's answer (text, seconds in the model, time to its first token), after
+        at most ``[aid] max_tool_calls`` tool calls (:mod:`bactrian.aid.toolloop`)."""
+        calls = self.config.max_tool_calls
+        if calls > 0:
+            messages = toolloop.with_tools(messages, self.tools)
+        model_s, ttft = 0.0, None
+        while True:
+            tm = time.perf_counter()
+            stream = backend.stream(messages, mcfg.sampling(), cancel=run.token)
+            self._stream_tokens(run, stream)
+            model_s += time.perf_counter() - tm
+            comp = stream.completion
+            if comp is not None and comp.finish_reason == "cancelled":
+                raise Cancelled("cancelled")
+            run.token.check()
+            output = comp.text if comp is not None else ""
+            if ttft is None and comp is not None and comp.ttft_s is not None:
+                ttft = comp.ttft_s
+            call = toolloop.parse_call(output) if calls > 0 else None
+            if call is None:
+                return output, model_s, ttft
+            calls -= 1
+            name, args = call
+            ok, result = toolloop.run_call(self.tools, self.tool_context(root), name, args)
+            run.progress({"kind": "tool", "tool": name, "arguments": args, "ok": ok})
+            messages = toolloop.follow_up(messages, output, name, ok, result)
 
     @staticmethod
     def _stream_tokens(run: Running, stream: Any) -> None:
