@@ -147,6 +147,7 @@ def code_server_at(built: Path, side: Sidecar, home: Path, **settings: Any) -> I
         "files.autoSave": "off",
         "editor.cursorBlinking": "solid",  # steadier screenshots
         "editor.occurrencesHighlight": "off",
+        "workbench.navigationControl.enabled": False,
         "editor.scrollbar.vertical": "hidden",
         "editor.scrollbar.horizontal": "hidden",
         "workbench.reduceMotion": "on",
