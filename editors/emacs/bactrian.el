@@ -71,6 +71,9 @@
 (defvar bactrian--proposal nil
   "The current proposal: a plist (:id :state :final :applied :before :feedback).")
 (defvar bactrian--last-ask nil "The params of the last `propose', for `bactrian-retry'.")
+(defvar bactrian--resend nil
+  "Requests cut by a lost connection, sent again after the reconnect.
+That is the protocol's reconnect rule 3.")
 
 ;;;; Connection
 
@@ -202,9 +205,16 @@ The delay doubles from 50 ms, capped at 1 s, with ±20 % jitter."
      (conn
       (setq bactrian--conn conn)
       (bactrian--initialize
-       conn (lambda (_r) (bactrian--say "reconnected to bactrian aid (the sidecar restarted)"))))
+       conn (lambda (_r)
+              (bactrian--say "reconnected to bactrian aid (the sidecar restarted)")
+              (let ((todo (reverse bactrian--resend)))
+                (setq bactrian--resend nil)
+                (dolist (r todo) (apply #'bactrian--request r))))))
      ((> (- (float-time) bactrian--reconnect-since) bactrian-reconnect-give-up)
       (bactrian--set-state 'disconnected)
+      (dolist (r bactrian--resend)
+        (bactrian--say "%s did not finish: the sidecar is gone" (car r)))
+      (setq bactrian--resend nil)
       (bactrian--say "bactrian aid is not running: start it with `bactrian aid serve'"))
      (t
       (let ((delay (* bactrian--reconnect-delay (+ 0.8 (* 0.4 (cl-random 1.0))))))
@@ -227,16 +237,18 @@ On an error call ON-ERROR, or show the message."
    (bactrian-connect) method params
    :success-fn on-result
    :error-fn (lambda (err)
-               (pcase (plist-get err :code)
-                 (-32001 (bactrian--restart-signal
-                          (plist-get (plist-get err :data) :retryAfterMs)))
-                 ;; jsonrpc.el's "Server died": the connection went; `bactrian--on-shutdown'
-                 ;; fails a running ask, other requests say so here
-                 (-1 (unless (eq method 'propose)
-                       (bactrian--say "%s did not finish: the sidecar restarted; try again"
-                                      method)))
-                 (_ (if on-error (funcall on-error err)
-                      (bactrian--say "%s failed: %s" method (plist-get err :message))))))))
+               (let ((code (plist-get err :code)))
+                 ;; -32001 (restarting), or jsonrpc.el's -1 "Server died": the connection
+                 ;; went. A running ask fails (`bactrian--fail-in-flight'); other requests
+                 ;; are sent again once reconnected.
+                 (when (and (memql code '(-32001 -1)) (not (eq method 'propose)))
+                   (push (list method params on-result on-error) bactrian--resend))
+                 (pcase code
+                   (-32001 (bactrian--restart-signal
+                            (plist-get (plist-get err :data) :retryAfterMs)))
+                   (-1)
+                   (_ (if on-error (funcall on-error err)
+                        (bactrian--say "%s failed: %s" method (plist-get err :message)))))))))
 
 (defun bactrian--wait (pred seconds)
   "Process events until PRED holds or SECONDS pass."

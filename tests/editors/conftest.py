@@ -143,6 +143,11 @@ class Sidecar:
         except (OSError, ValueError, KeyError):
             return None
 
+    def freeze(self) -> None:
+        """Stop the server (SIGSTOP): connections stay open, nothing is answered."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
     def stop(self) -> None:
         """Stop the server politely (SIGTERM), then for sure."""
         pid = self.pidfile_pid()

@@ -35,5 +35,26 @@ says so once, and the next ask succeeds: no editor restart."
       (with-current-buffer "*Messages*"
         (should (= 1 (how-many "reconnected to bactrian aid" (point-min) (point-max))))))))
 
+(defun bactrian-test--sync (name)
+  "Wait until the driving test has written sync file NAME."
+  (let ((file (expand-file-name name (getenv "BACTRIAN_TEST_SYNC"))))
+    (bactrian-test--wait (lambda () (file-exists-p file)) (concat "the sync file " name) 60)))
+
+(ert-deftest bactrian-feedback-survives-a-restart ()
+  "Feedback in flight when the sidecar dies is sent again to the new one (rule 3)."
+  (let ((sync (getenv "BACTRIAN_TEST_SYNC")))
+    (with-current-buffer (bactrian-test--visit "lib/money.ml")
+      (bactrian-test--ask "add a double function")
+      (bactrian-apply)
+      (bactrian-test--wait (lambda () (plist-get bactrian--proposal :applied)) "the apply")
+      (write-region "" nil (expand-file-name "applied" sync))
+      (bactrian-test--sync "frozen")      ; the sidecar is stopped (SIGSTOP): no answer comes
+      (bactrian-accept)
+      (bactrian--wait #'ignore 0.3)        ; the request is on the wire
+      (write-region "" nil (expand-file-name "sent" sync))
+      (bactrian-test--fed-back "accepted")
+      (should (eq bactrian--state 'connected))
+      (should-not bactrian--resend))))
+
 (provide 'bactrian-restart-test)
 ;;; bactrian-restart-test.el ends here

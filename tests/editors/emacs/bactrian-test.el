@@ -76,6 +76,11 @@ The conversation starts afresh too."
       (should (string-match-p "^```diff$" conv))
       (should (string-match-p "^\\+let double t = t \\* 2$" conv)))
     (should-not (string-match-p "let double" (buffer-string)))
+    (bactrian-preview)
+    (with-current-buffer "*bactrian diff*"
+      (should (derived-mode-p 'diff-mode))
+      (should (string-match-p "^diff --git a/lib/money.ml b/lib/money.ml$" (buffer-string)))
+      (should (string-match-p "^\\+let double t = t \\* 2$" (buffer-string))))
     (bactrian-apply)
     (bactrian-test--wait (lambda () (plist-get bactrian--proposal :applied)) "the apply")
     (should (string-match-p "^let neg t = -t\nlet double t = t \\* 2\n" (buffer-string)))

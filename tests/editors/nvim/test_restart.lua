@@ -29,7 +29,36 @@ local function state()
   return b._proposal() and b._proposal().state
 end
 
+local sync = os.getenv('BACTRIAN_TEST_SYNC')
+
+local function feedback_scenario()
+  vim.cmd('edit ' .. root .. '/lib/money.ml')
+  b.ask('add a double function', 'buffer')
+  wait(function()
+    return state() == 'final'
+  end, 'the final answer')
+  b.apply()
+  wait(function()
+    return b._proposal().applied ~= nil
+  end, 'the apply')
+  vim.fn.writefile({}, sync .. '/applied')
+  wait(function()
+    return vim.loop.fs_stat(sync .. '/frozen') ~= nil
+  end, 'the frozen sidecar', 60000)
+  b.accept() -- in flight: the sidecar is stopped (SIGSTOP) and answers nothing
+  vim.wait(300)
+  vim.fn.writefile({}, sync .. '/sent')
+  wait(function()
+    return has(conv(), '_feedback: accepted_')
+  end, 'the feedback sent again after the reconnect', 30000)
+  assert(b.rpc.connected())
+end
+
 local ok, err = xpcall(function()
+  if os.getenv('BACTRIAN_TEST_SCENARIO') == 'feedback' then
+    feedback_scenario()
+    return
+  end
   vim.cmd('edit ' .. root .. '/lib/money.ml')
   local buf = vim.api.nvim_get_current_buf()
   b.ask('slow: add a double function', 'buffer')

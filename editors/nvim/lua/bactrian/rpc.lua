@@ -16,7 +16,8 @@ M.give_up_s = 30
 local pipe = nil
 local inbuf = ''
 local next_id = 0
-local pending = {} -- id -> callback(err, result)
+local pending = {} -- id -> {cb = callback(err, result), method = ..., params = ...}
+local resend = {} -- requests cut by a lost connection, sent again after the reconnect
 local init_params = nil
 local socket_path = nil
 local reconnecting = false
@@ -53,16 +54,21 @@ local function dispatch(msg)
     M.on_notification(msg.method, msg.params or {})
     return
   end
-  local cb = pending[msg.id]
-  if cb == nil then
+  local req = pending[msg.id]
+  if req == nil then
     return
   end
   pending[msg.id] = nil
   local err = M.val(msg.error)
   if err and err.code == -32001 then
+    if req.method ~= 'propose' and req.method ~= 'initialize' then
+      table.insert(resend, req)
+      M.restart_signal(M.val(err.data) and M.val(err.data.retryAfterMs))
+      return
+    end
     M.restart_signal(M.val(err.data) and M.val(err.data.retryAfterMs))
   end
-  cb(err, M.val(msg.result))
+  req.cb(err, M.val(msg.result))
 end
 
 local function on_data(data)
@@ -90,11 +96,17 @@ local function on_data(data)
   end
 end
 
+--- The connection went: a running propose fails (retryable), other requests wait for the
+--- reconnect and are sent again (protocol rule 3).
 local function fail_pending(message)
   local old = pending
   pending = {}
-  for _, cb in pairs(old) do
-    cb({ code = -32001, message = message, data = { retryable = true } }, nil)
+  for _, req in pairs(old) do
+    if req.method == 'propose' or req.method == 'initialize' then
+      req.cb({ code = -32001, message = message, data = { retryable = true } }, nil)
+    else
+      table.insert(resend, req)
+    end
   end
 end
 
@@ -148,8 +160,9 @@ function M.request(method, params, cb)
     return
   end
   next_id = next_id + 1
-  pending[next_id] = cb
-  send({ jsonrpc = '2.0', id = next_id, method = method, params = params or vim.empty_dict() })
+  params = params or vim.empty_dict()
+  pending[next_id] = { cb = cb, method = method, params = params }
+  send({ jsonrpc = '2.0', id = next_id, method = method, params = params })
   return next_id
 end
 
@@ -201,6 +214,11 @@ function M.reconnect(retry_after_ms)
           reconnecting = false
           if not ierr then
             M.on_notification('bactrian/reconnected', result)
+            local todo = resend
+            resend = {}
+            for _, req in ipairs(todo) do
+              M.request(req.method, req.params, req.cb)
+            end
           end
         end)
         return
@@ -208,6 +226,11 @@ function M.reconnect(retry_after_ms)
       if uv.now() - started > M.give_up_s * 1000 then
         reconnecting = false
         set_state('disconnected')
+        local todo = resend
+        resend = {}
+        for _, req in ipairs(todo) do
+          req.cb({ code = -1, message = 'bactrian aid is not running' }, nil)
+        end
         M.on_notification('bactrian/gave-up', {})
         return
       end
