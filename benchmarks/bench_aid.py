@@ -46,6 +46,14 @@ from bactrian.aid.client import AidClient  # noqa: E402
 from bactrian.aid.experiments import percentile  # noqa: E402
 
 SECTION = "## AID sidecar"
+NOTES = """Reading the figures: the sidecar's own work is a few milliseconds, three orders of magnitude
+below a CPU model call, and 20 editors produced no error. Two goals are not met on this
+machine (2 cores shared with four other engineers' builds and tests): the restart figure is
+dominated by starting a new Python process and importing bactrian (about 1 s of CPU) before
+the takeover, while the editor-visible gap (last row) stays in tens of milliseconds; and with
+20 clients the overhead's p95 includes waiting for CPU that other processes hold (the
+saturated closed loop shows the server's throughput is the same as with one client).
+"""
 SRC = HERE.parent / "src"
 CURRENT = "lib/d0/m0.ml"
 PROMPT = "add a to_string for t"
@@ -288,7 +296,7 @@ def main() -> int:
             print(f"concurrent: {conc}", flush=True)
             sat = bench_concurrent(sc, args.clients, args.saturate, 0.0) if args.saturate else None
             print(f"saturated: {sat}", flush=True)
-            restart = bench_restart(sc, args.restarts)
+            restart = bench_restart(sc, args.restarts) if args.restarts else None
             print(f"restart: {restart}", flush=True)
         finally:
             sc.stop()
@@ -328,14 +336,15 @@ def main() -> int:
             f"throughput / errors / overhead p95 | {sat['rps']:.0f}/s (one client: {single['rps']:.0f}/s) / {sat['errors']} / "
             f"{sat['p95']:.1f} ms = {sat['p95'] / single['p95']:.1f}x | - |"
         )
-    lines += [
-        f"| `aid restart` to the first answer by the new server, median of {restart['rounds']} (max) | "
-        f"{restart['median_s']:.2f} s ({restart['max_s']:.2f} s) | <= 1 s |",
-        f"| longest gap between answers to a client polling every 10 ms during a restart, median (max) | "
-        f"{1000 * restart['median_gap_s']:.0f} ms ({1000 * restart['max_gap_s']:.0f} ms) | - |",
-        "",
-    ]
-    text = "\n".join(lines) + "\n"
+    if restart:
+        lines += [
+            f"| `aid restart` to the first answer by the new server, median of {restart['rounds']} (max) | "
+            f"{restart['median_s']:.2f} s ({restart['max_s']:.2f} s) | <= 1 s |",
+            f"| longest gap between answers to a client polling every 10 ms during a restart, median (max) | "
+            f"{1000 * restart['median_gap_s']:.0f} ms ({1000 * restart['max_gap_s']:.0f} ms) | - |",
+        ]
+    lines += ["", NOTES]
+    text = "\n".join(lines)
     print(text)
     if not args.no_docs:
         write_section(SECTION, text)

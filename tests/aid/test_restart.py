@@ -7,9 +7,10 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 from bactrian.aid import protocol as P
-from tests.aid.conftest import SidecarProc
+from tests.aid.conftest import SRC, SidecarProc
 
 
 def test_restart_in_flight_gets_retryable_error_and_client_reconnects(sidecar: SidecarProc) -> None:
@@ -100,3 +101,34 @@ def test_sighup_reloads_config(sidecar: SidecarProc) -> None:
         os.kill(sidecar.server_pid(), signal.SIGHUP)
         time.sleep(0.5)
         assert c2.request("status")["pid"] == before["pid"]
+
+
+def test_a_new_install_hands_the_socket_over(
+    short_tmp: Path, workspace: Path, tmp_path: Path
+) -> None:
+    """``pip install`` of a new bactrian rewrites its dist-info: the running server notices
+    and a server of the new install takes over; connected clients just reconnect."""
+    site = tmp_path / "site"
+    meta = site / "bactrian-0.1.0.dist-info"
+    meta.mkdir(parents=True)
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: bactrian\nVersion: 0.1.0\n")
+    env = {"PYTHONPATH": f"{SRC}{os.pathsep}{site}"}
+    sc = SidecarProc(short_tmp, workspace, aid={"upgrade_check_s": 0.2}, env=env).start()
+    try:
+        with sc.client() as c:
+            before = c.request("status")
+            time.sleep(0.5)
+            assert c.request("status")["serverId"] == before["serverId"]  # nothing changed yet
+            (meta / "METADATA").write_text(
+                "Metadata-Version: 2.1\nName: bactrian\nVersion: 0.2.0\n"
+            )
+            deadline = time.monotonic() + 60
+            after = before
+            while time.monotonic() < deadline and after["pid"] == before["pid"]:
+                time.sleep(0.1)
+                after = c.request("status")
+            assert after["pid"] != before["pid"] and after["serverId"] != before["serverId"]
+            time.sleep(1.0)  # and it does not hand over again
+            assert c.request("status")["pid"] == after["pid"]
+    finally:
+        sc.stop()

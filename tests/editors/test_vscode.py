@@ -145,6 +145,12 @@ def code_server_at(built: Path, side: Sidecar, home: Path, **settings: Any) -> I
         "workbench.tips.enabled": False,
         "extensions.autoCheckUpdates": False,
         "files.autoSave": "off",
+        "editor.cursorBlinking": "solid",  # steadier screenshots
+        "editor.occurrencesHighlight": "off",
+        "workbench.navigationControl.enabled": False,
+        "editor.scrollbar.vertical": "hidden",
+        "editor.scrollbar.horizontal": "hidden",
+        "workbench.reduceMotion": "on",
     }
     (user / "settings.json").write_text(json.dumps(base | settings), encoding="utf-8")
     env = node_env(
@@ -222,6 +228,13 @@ def workbench(url: str) -> Iterator[Page]:
             browser.close()
 
 
+def shot(page: Page, name: str) -> None:
+    """A screenshot for docs/ once transient decorations (hover, scrollbars) have settled."""
+    page.mouse.move(200, 700)  # over the empty part of the sidebar: no hover, no tooltip
+    time.sleep(1.0)
+    page.screenshot(path=str(IMG / name))
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -294,7 +307,7 @@ def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None
             lambda: any("sidecar restarted" in t for t in toasts.all_inner_texts()),
         )
         wait_for("the status item again", lambda: "bactrian · build" in status.inner_text())
-        page.screenshot(path=str(IMG / "vscode-restart.png"))
+        shot(page, "vscode-restart.png")
 
         # retry: the answer streams in (seen part-way), the diff editor opens
         view.locator("#retry").click()
@@ -314,7 +327,7 @@ def test_vscode_sidebar_in_code_server(code_server: tuple[Sidecar, str]) -> None
         assert len(restarted) == 1 and "sidecar restarted" in restarted[0], restarted
         page.locator("[id='status.notifications'] a").click()  # closed again
 
-        page.screenshot(path=str(IMG / "vscode.png"))
+        shot(page, "vscode.png")
 
         # apply writes the proposed file; reject puts it back
         view.locator("#apply").click()

@@ -34,8 +34,13 @@ export class ProposalActions {
     private readonly texts: ProposedTexts,
   ) {}
 
+  /** A workspace file; a path that could leave the workspace is refused, whoever sent it. */
   fileUri(path: string): vscode.Uri {
-    return vscode.Uri.joinPath(this.root, ...path.split("/"));
+    const parts = path.split("/");
+    if (path.startsWith("/") || parts.some((p) => p === ".." || p === "" || p.includes("\\"))) {
+      throw new Error(`The sidecar named a file outside the workspace (${JSON.stringify(path)}): not applied.`);
+    }
+    return vscode.Uri.joinPath(this.root, ...parts);
   }
 
   async preview(p: Proposal, path?: string): Promise<void> {

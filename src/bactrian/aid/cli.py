@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import click
 
 from bactrian.aid.client import AidClient, ConnectionLost
 from bactrian.aid.config import load_aid_config
+from bactrian.aid.deploy import spawn_server
 from bactrian.aid.paths import AidError, Layout, socket_path
 from bactrian.aid.protocol import RpcError
 
@@ -56,7 +56,7 @@ def serve(
     cfg = load_aid_config(path)
     layout = Layout(socket_path(socket_opt, cfg.socket))
     if detach:
-        pid = _spawn(layout, path, takeover=takeover, warm=not no_warm)
+        pid = spawn_server(layout, path, takeover=takeover, warm=not no_warm)
         _wait_answer(layout, None, 120.0)
         click.echo(f"aid server pid {pid} serves {layout.socket}")
         return
@@ -71,22 +71,6 @@ def serve(
         warm=not no_warm,
         ready=lambda: print(f"aid: serving {layout.socket}", file=sys.stderr, flush=True),
     )
-
-
-def _spawn(layout: Layout, config: Path | None, *, takeover: bool, warm: bool = True) -> int:
-    layout.prepare()
-    argv = [sys.executable, "-m", "bactrian.cli", "aid", "serve", "--socket", str(layout.socket)]
-    if config is not None:
-        argv += ["--config", str(config)]
-    if takeover:
-        argv.append("--takeover")
-    if not warm:
-        argv.append("--no-warm")
-    with open(layout.log, "ab") as log:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-        )
-    return proc.pid
 
 
 def _wait_answer(layout: Layout, old_id: str | None, timeout_s: float) -> dict[str, object]:
@@ -171,7 +155,7 @@ def restart(socket_opt: str | None, config: str | None, timeout_s: float) -> Non
     if cfg_path is None and info.get("config"):
         cfg_path = _config_path(str(info["config"]))
     start = time.monotonic()
-    pid = _spawn(layout, cfg_path, takeover=old_id is not None)
+    pid = spawn_server(layout, cfg_path, takeover=old_id is not None)
     st = _wait_answer(layout, old_id, timeout_s)
     what = "replaced" if old_id else "started"
     click.echo(

@@ -55,6 +55,8 @@ class AidConfig:
     tools: list[str] = field(default_factory=list)  # extra tools, "module:attribute"
     max_tool_calls: int = 0  # tool calls a model may make per proposal (0: none)
     ces_timeout_s: float = 300.0
+    restart_on_upgrade: bool = True  # a new bactrian installed: hand over to a new server
+    upgrade_check_s: float = 5.0
 
     def metrics_path(self) -> Path:
         return (

@@ -27,6 +27,7 @@ from typing import Any
 
 from bactrian.aid import protocol as P
 from bactrian.aid.config import AidConfig, load_aid_config
+from bactrian.aid.deploy import UpgradeWatcher
 from bactrian.aid.experiments import active_experiment
 from bactrian.aid.paths import AidError, Layout, ServerLock, bind_socket, peer_uid
 from bactrian.aid.session import Conn, Sidecar
@@ -341,9 +342,17 @@ class Server:
             sock = bind_socket(self.layout.socket, self.socket_mode)  # a stale socket is reclaimed
             self._inode = self.layout.socket.lstat().st_ino
             self.layout.write_pid(self._info())
+        watcher = None
+        if self.sidecar.config.restart_on_upgrade:
+            watcher = UpgradeWatcher(
+                self.layout, self.config_path, self.sidecar.config.upgrade_check_s
+            )
+            watcher.start()
         try:
             self.loop.run_until_complete(self._main(sock, ready))
         finally:
+            if watcher is not None:
+                watcher.stop()
             self.sidecar.close()
             self.lock.release()
             self.loop.close()

@@ -134,6 +134,9 @@ class Sidecar:
             self._models.clear()
             self.server_id = uuid.uuid4().hex[:12]
             self.checker = Checker(config)
+            self.builds.config = config  # the probe and its cache times
+            self.recent = RecentFiles(config.recent_files)
+            self._retrievers = {r: v for r, v in self._retrievers.items() if config.retrieval}
 
     def model_config(self, name: str) -> ModelConfig:
         with self._lock:
