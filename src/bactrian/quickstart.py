@@ -305,10 +305,12 @@ class _Quickstart:
             self.say(f"   {at} is green with {d.scope.describe()}")
             return
         causes = "; ".join(c.headline() for c in d.causes) or d.state
-        r.notes.append(
-            f"{at} does not build even with parts left out ({causes[:300]}): examples on "
+        note = (
+            f"{at} does not build even with parts left out ({causes[:400]}): examples on "
             "bases like it are labelled red"
         )
+        r.notes.append(note)
+        self.say(f"   {note}")
 
     # ------------------------------------------------------------ 3. mine
     def mine(self) -> list[Any]:
