@@ -3,8 +3,8 @@ README.md and of each docs/*.md page is run, in order, one shell per page, in a 
 temporary directory with its own bactrian data and config dirs and ``bactrian`` on PATH.
 
 A block that cannot run in a test carries the marker ``<!-- doc-test: skip REASON -->`` on
-the line just before its fence; it is listed as skipped (with its reason) in the test's
-output — visibly, never a pytest skip. The convention is documented in docs/architecture.md
+the line just before its fence; it is listed as skipped (with its reason) in pytest's
+warnings summary of every run — visibly, never a pytest skip. The convention is documented in docs/architecture.md
 ("Docs are tested")."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,10 @@ SHELL = {"sh", "bash", "shell", "console"}
 FENCE = re.compile(r"^(```+|~~~+)\s*([\w+-]*)")
 SKIP = re.compile(r"^\s*<!--\s*doc-test:\s*skip\b\s*(.*?)\s*-->\s*$")
 PAGE_TIMEOUT_S = 900
+
+
+class DocBlockSkipped(UserWarning):
+    """A doc block marked ``<!-- doc-test: skip REASON -->``: shown in the warnings summary."""
 
 
 @dataclass
@@ -115,11 +120,10 @@ def test_shell_blocks_of_the_page_run(page: Path, tmp_path: Path) -> None:
     found = blocks(page)
     for b in found:
         if b.skip:
-            # visible in the test output (pytest -s, or the captured stdout of a failure)
-            print(f"doc-test SKIPPED {b.where()}: {b.skip}", file=sys.__stdout__)
+            # listed in pytest's "warnings summary" of every run: visible, never a silent pass
+            warnings.warn(f"doc-test skipped {b.where()}: {b.skip}", DocBlockSkipped, stacklevel=1)
     runnable = [b for b in found if not b.skip]
     if not runnable:
-        print(f"doc-test {page.name}: no shell blocks to run", file=sys.__stdout__)
         return
     work = tmp_path / "work"
     work.mkdir()
@@ -139,4 +143,3 @@ def test_shell_blocks_of_the_page_run(page: Path, tmp_path: Path) -> None:
         f"a command of {where} failed ({proc.returncode}):\n{output[-6000:]}"
     )
     assert "Traceback (most recent call last)" not in output, output[-6000:]
-    print(f"doc-test {page.name}: ran {len(runnable)} block(s)", file=sys.__stdout__)

@@ -38,7 +38,7 @@ from bactrian.ces.config import CESConfig
 from bactrian.ces.contract import BaseSpec
 from bactrian.dataset.splits import build_dataset, load_dataset_config
 from bactrian.dataset.store import ExampleDB
-from bactrian.doctor import diagnose, tree_files
+from bactrian.doctor import diagnose, tree_files, union_scope
 from bactrian.dune import BuildScope, lists_dune_project
 from bactrian.errors import BactrianError, BaseNotGreenError, WorkspaceError
 from bactrian.evaluate.run import run_eval, summary_lines
@@ -166,6 +166,7 @@ class _Quickstart:
         self.echo = echo
         self.report = QuickstartReport(repo=str(repo))
         self.scope = BuildScope()
+        self.old_base: str | None = None  # the oldest base the range builds on
 
     # ------------------------------------------------------------ plumbing
     def say(self, line: str) -> None:
@@ -218,6 +219,8 @@ class _Quickstart:
                 )
             r.commits = len(commits)
             r.head = commits[-1].rev
+            ordered = sorted((c for c in commits if not c.merge), key=lambda c: c.time)
+            self.old_base = next((c.parent for c in ordered if c.parent), None)
             files = self.guard("listing the head's files", lambda: reader.files(r.head))
         finally:
             reader.close()
@@ -253,18 +256,19 @@ class _Quickstart:
         )
         for t in d.tried:
             self.say(f"   tried {t['suggestion']}: {t['state']}")
-        if d.state == "green":
-            self.scope = BuildScope()
-            r.scope = self.scope.describe()
-            self.done("doctor_s", t0, "the whole project builds green at the head")
-            return
-        if d.state == "red" and d.scope is not None:
-            self.scope = d.scope
-            r.scope = d.scope.describe()
+        if d.state == "green" or (d.state == "red" and d.scope is not None):
+            self.scope = d.scope or BuildScope()
             r.excluded = [c.headline() for c in d.causes]
-            for c in d.causes:
-                self.say(f"   left out: {c.headline()}")
-            self.done("doctor_s", t0, f"head is red as a whole; green with {r.scope}")
+            head_line = (
+                "the whole project builds green at the head"
+                if d.state == "green"
+                else f"head is red as a whole; green with {self.scope.describe()}"
+            )
+            self.old_end()
+            r.scope = self.scope.describe()
+            for c in r.excluded:
+                self.say(f"   left out: {c}")
+            self.done("doctor_s", t0, f"{head_line}; scope for the range: {r.scope}")
             return
         last = (d.log_tail.strip().splitlines() or ["(no output)"])[-1]
         causes = "; ".join(c.headline() for c in d.causes) or last
@@ -275,6 +279,38 @@ class _Quickstart:
                 "revision that builds."
             )
         raise _Stop(f"the head's build did not finish ({d.state}): {last}")
+
+    def old_end(self) -> None:
+        """The range's oldest base too: what it needs left out joins the scope (history often
+        had a bench/ or fuzz/ the head no longer has), as ``bactrian doctor --rev A --rev B``."""
+        r = self.report
+        if not self.old_base or self.old_base == r.head:
+            return
+        try:
+            d = diagnose(self.repo, rev=self.old_base, save=False, timeout_s=self.timeout_s)
+        except BactrianError as exc:
+            r.notes.append(f"the range's oldest base {self.old_base[:12]} was not checked: {exc}")
+            return
+        at = f"the oldest base {self.old_base[:12]}"
+        if d.state == "green":
+            self.say(f"   {at} builds green under the head's scope")
+            return
+        if d.state == "red" and d.scope is not None:
+            wider = union_scope([self.scope, d.scope])
+            if wider is not None and wider != self.scope:
+                self.scope = wider
+            for c in d.causes:
+                if c.headline() not in r.excluded:
+                    r.excluded.append(f"{c.headline()} (at {self.old_base[:12]})")
+            self.say(f"   {at} is green with {d.scope.describe()}")
+            return
+        causes = "; ".join(c.headline() for c in d.causes) or d.state
+        note = (
+            f"{at} does not build even with parts left out ({causes[:400]}): examples on "
+            "bases like it are labelled red"
+        )
+        r.notes.append(note)
+        self.say(f"   {note}")
 
     # ------------------------------------------------------------ 3. mine
     def mine(self) -> list[Any]:

@@ -7,6 +7,7 @@ Nothing here writes to the repository: no checkout, no index, no optional locks
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import struct
@@ -20,6 +21,40 @@ from bactrian.errors import BactrianError
 
 READ_ONLY_ENV = {"HGPLAIN": "1", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 
+# Mercurial writes caches into the repository as a side effect of reading it (evaluating a
+# revset such as ``sort(4:, rev)`` writes .hg/cache/tags2-visible; branch caches likewise).
+# Every hg command bactrian runs loads this extension, which turns those writes into no-ops:
+# the user's repository stays byte-identical.
+HG_READONLY_EXTENSION = """\
+# written by bactrian: no cache writes while bactrian reads a repository
+def uisetup(ui):
+    from mercurial import branchmap, tags
+
+    tags._writetagcache = lambda *args, **kwargs: None
+    for owner, name in (
+        (getattr(branchmap, "branchcache", None), "write"),
+        (getattr(branchmap, "revbranchcache", None), "write"),
+    ):
+        if owner is not None and hasattr(owner, name):
+            setattr(owner, name, lambda *args, **kwargs: None)
+"""
+
+
+def hg_readonly_args() -> list[str]:
+    """``--config extensions.…=PATH`` loading :data:`HG_READONLY_EXTENSION` (the file is
+    written once per content into the temporary directory)."""
+    digest = hashlib.sha256(HG_READONLY_EXTENSION.encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"bactrian-hg-readonly-{os.getuid()}-{digest}.py"
+    if not path.is_file() or path.read_text() != HG_READONLY_EXTENSION:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(HG_READONLY_EXTENSION)
+        os.replace(tmp, path)
+    return ["--config", f"extensions.bactrian_readonly={path}"]
+
+
+def _hg_argv(argv: list[str]) -> list[str]:
+    return [argv[0], *hg_readonly_args(), *argv[1:]] if argv[:1] == ["hg"] else argv
+
 
 def run_vcs(
     argv: list[str],
@@ -32,7 +67,9 @@ def run_vcs(
     """Run a git/hg command read-only; a failure raises ``error`` with its stderr and ``hint``."""
     env = dict(os.environ, **READ_ONLY_ENV)
     try:
-        proc = subprocess.run(argv, cwd=cwd, input=input, capture_output=True, env=env, check=False)
+        proc = subprocess.run(
+            _hg_argv(argv), cwd=cwd, input=input, capture_output=True, env=env, check=False
+        )
     except FileNotFoundError as exc:
         raise error(
             f"{argv[0]} is not installed ({exc}); install it to read this repository."
@@ -58,7 +95,8 @@ def archive(
     empty). git: ``git archive`` through a temporary tar file, extracted with ``tar_filter``
     (``"data"`` refuses links that point out of the tree; ``"tar"`` keeps them). Mercurial:
     ``hg archive --type files`` into a temporary directory (hg refuses an existing
-    destination), its ``.hg_archival.txt`` dropped."""
+    destination), without ``.hg_archival.txt`` (whose tag lines would write hg's tags cache
+    in the repository)."""
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bactrian-archive-") as tmp:
         if kind == "git":
@@ -76,6 +114,10 @@ def archive(
                     "hg",
                     "-R",
                     str(repo),
+                    # no .hg_archival.txt: computing its tag lines writes hg's tags cache
+                    # (.hg/cache/tags2-visible) into the user's repository
+                    "--config",
+                    "ui.archivemeta=False",
                     "archive",
                     "-r",
                     rev,
@@ -103,7 +145,7 @@ class HgCommandServer:
     def __init__(self, repo: Path) -> None:
         env = dict(os.environ, **READ_ONLY_ENV)
         env["HGENCODING"] = "utf-8"
-        argv = ["hg", "serve", "--cmdserver", "pipe", "-R", str(repo)]
+        argv = ["hg", *hg_readonly_args(), "serve", "--cmdserver", "pipe", "-R", str(repo)]
         argv += ["--config", "ui.interactive=False"]
         self.proc = subprocess.Popen(
             argv,

@@ -65,7 +65,12 @@ def write_history(
     last = last_green_step(session) if steps is None else steps
     if not 0 <= last < len(session.steps):
         raise WorkspaceError(f"--steps must lie between 0 and {len(session.steps) - 1}.")
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"Cannot create {dest}: {exc.strerror or exc}. Pick a path that can be created."
+        ) from None
     if kind == "git":
         _run(["git", "init", "-q", "-b", "main"], dest)
     else:
