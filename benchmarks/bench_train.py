@@ -165,7 +165,10 @@ Command: `.venv/bin/python benchmarks/bench_train.py` — {today}, {platform.nod
 ({os.cpu_count()} cores, shared), SmolLM2-135M-Instruct (float32, CPU) writing groups of 8
 completions of {args.tokens} new tokens at temperature 1.0; the CES with 2 workers on the
 sample ledger project (dune, alcotest, bubblewrap) — {args.rounds} interleaved rounds, ratio =
-median of per-round ratios. No GPU here: on a GPU generation is 10-100x faster, so the
+median of per-round ratios. The prompt is the example's as eval renders it (the sample's
+files under SmolLM2's 3072-token budget), so CPU prefill dominates generation; the machine
+was shared with other runs (load average about 7 on 2 cores), which makes the absolute
+figures noisy between rounds. No GPU here: on a GPU generation is 10-100x faster, so the
 worst-case row is the one to watch there (it scales with CES workers: a Ray pool or `ces
 serve`).
 
