@@ -51,8 +51,8 @@ def run_demo_training(
     progress: Callable[[str], None] = print,
     *,
     base_model: str = "smollm2",
-    max_steps: int = 6,
-    max_tokens: int = 96,
+    max_steps: int = 4,
+    max_tokens: int = 64,
     limit: int | None = None,
 ) -> DemoTrainResult:
     """LoRA SFT of ``base_model`` on ``dataset_dir``'s ``train`` split for ``max_steps``
