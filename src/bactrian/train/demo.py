@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bactrian.evaluate.run import run_eval, summary_lines, write_summary
+from bactrian.extras import require
 from bactrian.train.config import load_train_config
 from bactrian.train.run import train
 
@@ -59,8 +60,8 @@ def run_demo_training(
     progress: Callable[[str], None] = print,
     *,
     base_model: str = "smollm2",
-    max_steps: int = 6,
-    max_tokens: int = 96,
+    max_steps: int = 4,
+    max_tokens: int = 64,
     limit: int | None = None,
 ) -> DemoTrainResult:
     """LoRA SFT of ``base_model`` on ``dataset_dir``'s ``train`` split for ``max_steps``
@@ -74,6 +75,9 @@ def run_demo_training(
         lines.append(line)
         progress(line)
 
+    require(
+        "datasets", "data", what="training data"
+    ).disable_progress_bars()  # the demo's lines only
     timings: dict[str, float] = {}
     t = time.monotonic()
     say(f"training: LoRA SFT of {base_model} for {max_steps} steps on the train split")

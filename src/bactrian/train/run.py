@@ -145,6 +145,8 @@ def train(
     datasets = require("datasets", "data", what="training data")
     data = datasets.Dataset.from_list(rows)
     trainer = _trainer(p, model, tokenizer, data, reward, echo)
+    # the metrics callback prints each log line (shorter); transformers' printer would repeat it
+    trainer.remove_callback(require("transformers", "models").PrinterCallback)
     checkpoint = _last_checkpoint(p.output / CHECKPOINTS) if p.resume else None
     if p.resume and checkpoint is None:
         raise TrainError(f"--resume: {p.output / CHECKPOINTS} holds no checkpoint to continue.")
@@ -272,8 +274,15 @@ def _trainer(
     trl = require("trl", "train", what="training")
     callback = _log_callback(p.output / METRICS_LOG, echo)
     common = _common_args(p)
-    # TRL turns it on by default; on CPU it only costs time (recomputed activations)
-    common["gradient_checkpointing"] = bool(p.cfg.gradient_checkpointing)
+    # TRL turns it on by default; on CPU it only costs time (recomputed activations).
+    # transformers 5 names it activation_checkpointing (the old name is a deprecated alias)
+    fields = getattr(trl.SFTConfig, "__dataclass_fields__", {})
+    key = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in fields
+        else "gradient_checkpointing"
+    )
+    common[key] = bool(p.cfg.gradient_checkpointing)
     if p.mode == "sft":
         args = trl.SFTConfig(
             **common,
