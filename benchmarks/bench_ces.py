@@ -322,11 +322,10 @@ with the load of this shared machine from run to run, (c) most: two workers need
 (c) is how throughput scales per worker when each worker owns one core; (c′) is what a second
 worker adds over one worker that already builds with both cores — less, because dune's own
 `-j 2` already overlaps part of an incremental build. Pools set each worker's dune `-j` to
-cores ÷ workers (`[ces] build_jobs`, 0 = auto). (a) is short of 20× here: a job still pays
-three dune start-ups on a 200-module project (typecheck, build, test — about 0.3 s + 0.9 s +
-0.2 s of the stage times above) while a cold build of this small, shallow workspace is only
-~17 s; the ratio grows with the project's size, and a persistent dune (watch mode) per worker
-would remove most of the start-up cost — not done.
+cores ÷ workers (`[ces] build_jobs`, 0 = auto). The CES runs with its defaults, so typecheck
+and build are one fused dune run when they pass cleanly (`[ces] fuse_stages`; see the
+throughput part below for fused against staged); a job still pays two dune start-ups (the
+fused run and the tests), and a cold build of this small, shallow workspace is only ~17 s.
 
 """
 
