@@ -8,47 +8,20 @@ from git too, so both give the same example ids.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-HG_ENV = dict(os.environ, HGPLAIN="1", HGUSER="bench <bench@example.com>")
+from bactrian.vcs import hg_convert
 
 
 def convert_to_hg(git_repo: Path, dest: Path, rev: str | list[str] = "HEAD") -> dict[str, str]:
     """Convert ``git_repo`` up to ``rev`` (one or several revisions) into a new Mercurial
-    repository ``dest``; returns the map git commit → hg node."""
-    revs = [rev] if isinstance(rev, str) else rev
-    rev_args = []
-    for r in revs:
-        rev_args += ["--rev", _git(git_repo, "rev-parse", r + "^{commit}").strip()]
-    subprocess.run(
-        [
-            "hg",
-            "--config",
-            "extensions.convert=",
-            "--config",
-            "convert.git.committeractions=dropcommitter",
-            "--config",
-            "convert.skiptags=True",
-            "convert",
-            "-q",
-            *rev_args,
-            str(git_repo),
-            str(dest),
-        ],
-        env=HG_ENV,
-        check=True,
-        capture_output=True,
-    )
-    shamap = {}
-    for line in (dest / ".hg" / "shamap").read_text().splitlines():
-        g, h = line.split()
-        shamap[g] = h
-    return shamap
+    repository ``dest`` (:func:`bactrian.vcs.hg_convert`); returns the map git commit → hg
+    node."""
+    return hg_convert(git_repo, dest, [rev] if isinstance(rev, str) else rev)
 
 
 def _git(repo: Path, *args: str) -> str:

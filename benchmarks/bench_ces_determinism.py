@@ -188,7 +188,7 @@ def render(r: dict[str, object], command: str) -> str:
 Command: `{command}` — {dt.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores
 (shared with other engineers; 1-min load average {r["load"]}). {r["runs"]} runs of the same
 {len(jobs)} jobs on the bundled sample workspace, shuffled, on one warm pool of {r["workers"]}
-workers (bubblewrap, overlay isolation), while a `dd` loop writes and fsyncs 256 MB files on the
+workers (bubblewrap, overlay isolation, the defaults: typecheck + build fused), while a `dd` loop writes and fsyncs 256 MB files on the
 work directory's file system and a busy loop holds a core; {r["took_s"]:.0f} s in all. Verdict
 states over all runs: {r["states"]}.
 

@@ -209,3 +209,36 @@ class HgCommandServer:
                 self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def hg_convert(
+    git_repo: Path, dest: Path, revs: list[str] | tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Convert the git repository ``git_repo`` (up to the commits ``revs``; every branch when
+    empty) into a new Mercurial repository ``dest`` with ``hg convert``, keeping messages as
+    they are (``convert.git.committeractions=dropcommitter``: no ``committer:`` line added) and
+    without tags; returns the map git commit → hg node. ``git_repo`` is only read."""
+    rev_args: list[str] = []
+    for r in revs:
+        sha = run_vcs(["git", "-C", str(git_repo), "rev-parse", r + "^{commit}"])
+        rev_args += ["--rev", sha.decode().strip()]
+    argv = [
+        "hg",
+        "--config",
+        "extensions.convert=",
+        "--config",
+        "convert.git.committeractions=dropcommitter",
+        "--config",
+        "convert.skiptags=True",
+        "convert",
+        "-q",
+        *rev_args,
+        str(git_repo),
+        str(dest),
+    ]
+    run_vcs(argv, hint="Check that Mercurial's convert extension works here.")
+    shamap = {}
+    for line in (Path(dest) / ".hg" / "shamap").read_text().splitlines():
+        g, h = line.split()
+        shamap[g] = h
+    return shamap

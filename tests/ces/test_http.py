@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -12,13 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from bactrian.ces.client import CESClient
 from bactrian.ces.contract import STAGES, BaseSpec, Job, StageResult, Verdict
 from bactrian.ces.metrics import parse_samples, sample
 from bactrian.ces.service import create_app
 from bactrian.errors import BaseNotGreenError, CESError
+
+from .loopback import free_port, serve_app
 
 TOKEN = "s3cret-token"
 
@@ -76,12 +76,6 @@ class ScriptedBackend:
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def backend() -> ScriptedBackend:
     return ScriptedBackend()
@@ -90,22 +84,12 @@ def backend() -> ScriptedBackend:
 @pytest.fixture
 def url(backend: ScriptedBackend) -> Iterator[str]:
     app = create_app(backend, token=TOKEN, status_timeout_s=0.5)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "uvicorn did not start"
-        assert time.monotonic() < deadline, "uvicorn did not start within 20 s"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    backend.gate.set()
-    backend.status_gate.set()
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app) as url:
+        try:
+            yield url
+        finally:  # a request still waiting on the backend ends before the server stops
+            backend.gate.set()
+            backend.status_gate.set()
 
 
 def test_batch_is_judged_in_background_and_verdicts_keep_diff_order(
@@ -237,7 +221,7 @@ def test_bad_requests_are_explained(url: str) -> None:
 
 def test_client_explains_an_unreachable_service() -> None:
     with (
-        CESClient(f"http://127.0.0.1:{_free_port()}", timeout_s=2) as ces,
+        CESClient(f"http://127.0.0.1:{free_port()}", timeout_s=2) as ces,
         pytest.raises(CESError, match="Cannot reach the CES service"),
     ):
         ces.health()

@@ -4,14 +4,11 @@ server over the scripted backend at the ``CESBackend`` seam."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from bactrian.ces.backends import BACKENDS
 from bactrian.ces.client import CESClient
@@ -20,7 +17,8 @@ from bactrian.ces.contract import BaseSpec, CESBackend, Job, Verdict
 from bactrian.ces.service import BatchRunner, Retention, create_app
 from bactrian.errors import CESError
 
-from .test_http import ScriptedBackend, _free_port
+from .loopback import serve_app
+from .test_http import ScriptedBackend
 
 TOKEN = "bounds-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,23 +41,6 @@ class RecordingBackend(ScriptedBackend):
         return super().evaluate(jobs)
 
 
-def _serve(app: Any) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "uvicorn did not start"
-        assert time.monotonic() < deadline, "uvicorn did not start within 20 s"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
 @pytest.fixture
 def backend() -> RecordingBackend:
     return RecordingBackend()
@@ -77,7 +58,8 @@ def app(backend: RecordingBackend) -> Any:
 
 @pytest.fixture
 def url(app: Any) -> Iterator[str]:
-    yield from _serve(app)
+    with serve_app(app) as base:
+        yield base
 
 
 def test_a_body_over_the_cap_gets_413_with_a_clear_message(url: str) -> None:
@@ -122,7 +104,7 @@ def test_kept_batches_are_bounded_by_bytes_and_let_go_of_their_diffs(url: str, a
 
 def test_finished_batches_expire_by_age(backend: RecordingBackend) -> None:
     app = create_app(backend, token=TOKEN, retention=Retention(keep_s=0.0))
-    for url in _serve(app):
+    with serve_app(app) as url:
         resp = httpx.post(
             f"{url}/v1/evaluate", json={"base": {"source": "/r"}, "diffs": ["a"]}, headers=AUTH
         )
@@ -134,15 +116,14 @@ def test_finished_batches_expire_by_age(backend: RecordingBackend) -> None:
 
 def test_queued_diff_bytes_are_bounded(backend: RecordingBackend) -> None:
     app = create_app(backend, token=TOKEN, retention=Retention(max_pending_bytes=50_000))
-    for url in _serve(app):
-        with CESClient(url, token=TOKEN) as ces:
-            backend.gate.clear()  # nothing gets judged: batches pile up
-            first = ces.submit("/r", ["a" * 30_000])
-            with pytest.raises(CESError, match="503.*busy"):
-                ces.submit("/r", ["b" * 30_000])
-            backend.gate.set()
-            ces.wait(first, timeout_s=20)
-            assert len(ces.evaluate("/r", ["c" * 30_000], wait_s=20)) == 1
+    with serve_app(app) as url, CESClient(url, token=TOKEN) as ces:
+        backend.gate.clear()  # nothing gets judged: batches pile up
+        first = ces.submit("/r", ["a" * 30_000])
+        with pytest.raises(CESError, match="503.*busy"):
+            ces.submit("/r", ["b" * 30_000])
+        backend.gate.set()
+        ces.wait(first, timeout_s=20)
+        assert len(ces.evaluate("/r", ["c" * 30_000], wait_s=20)) == 1
 
 
 def test_trust_is_refused_over_http_unless_the_service_allows_it(
@@ -158,9 +139,8 @@ def test_trust_is_refused_over_http_unless_the_service_allows_it(
                 ces.evaluate("/repo", ["x"], edits_tests_policy=policy, wait_s=20)
     assert backend.policies == [p for p in EDITS_TESTS_POLICIES if p != "trust"]
     allowing = create_app(backend, token=TOKEN, allow_trust=True)
-    for other in _serve(allowing):
-        with CESClient(other, token=TOKEN) as ces:
-            ces.evaluate("/repo", ["x"], edits_tests_policy="trust", wait_s=20)
+    with serve_app(allowing) as other, CESClient(other, token=TOKEN) as ces:
+        ces.evaluate("/repo", ["x"], edits_tests_policy="trust", wait_s=20)
     assert backend.policies[-1] == "trust"
 
 

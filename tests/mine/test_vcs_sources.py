@@ -17,6 +17,7 @@ from bactrian.mine.config import MineConfig
 from bactrian.mine.filters import MiningReport
 from bactrian.mine.mining import drop_secrets, mine_vcs
 from bactrian.mine.vcs import HgReader, commit_examples, mine_history, open_vcs
+from bactrian.vcs import hg_convert
 from tests.mine.repos import ENV, make_git, make_hg, sh
 
 
@@ -160,20 +161,7 @@ def test_a_merged_history_converted_to_hg_gives_the_same_examples(tmp_path: Path
     sh(repo, "git", "merge", "-q", "--no-ff", "-m", "merge side", "side", env=env)
     commit("use side", {"src/side.ml": "let s = 2\n", "src/report.ml": "let r = Side.s\n"})
     hg = tmp_path / "h"
-    sh(
-        tmp_path,
-        "hg",
-        "--config",
-        "extensions.convert=",
-        "--config",
-        "convert.git.committeractions=dropcommitter",
-        "--config",
-        "convert.skiptags=True",
-        "convert",
-        "-q",
-        str(repo),
-        str(hg),
-    )
+    hg_convert(repo, hg)
     from_git, skipped = mine_history(repo, "HEAD")
     from_hg, skipped_hg = mine_history(hg, "all()")
     assert skipped == skipped_hg == {"merge": 1}
