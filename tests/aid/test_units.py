@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bactrian.aid import protocol as P
-from bactrian.aid.config import load_aid_config
+from bactrian.aid.config import AidConfig, load_aid_config
 from bactrian.aid.metrics import line_edit_distance
 from bactrian.aid.paths import AidError, Layout, ServerLock, private_dir, workspace_path
+from bactrian.aid.toolloop import tool_calls
 from bactrian.errors import ConfigError
 from bactrian.models.scripted import ScriptedBackend, tokens_of
+from bactrian.strategies import STRATEGIES, Strategy, get_strategy
 
 messages = st.lists(
     st.dictionaries(
@@ -154,3 +156,15 @@ def test_line_edit_distance() -> None:
     assert line_edit_distance("a\nb\nc\n", "a\nb\nc\n") == 0
     assert line_edit_distance("a\nb\n", "a\nx\nb\n") == 1
     assert line_edit_distance("a\nb\n", "a\nc\n") == 2
+
+
+def test_tool_calls_come_from_the_strategy_unless_config_overrides() -> None:
+    class ToolUsing(Strategy):
+        tool_calls = 3
+
+    # the built-in strategies keep prompts as in training: no tool loop unless asked
+    assert all(get_strategy(n).tool_calls == 0 for n in STRATEGIES.names())
+    assert tool_calls(AidConfig(), get_strategy()) == 0
+    assert tool_calls(AidConfig(), ToolUsing()) == 3
+    assert tool_calls(AidConfig(max_tool_calls=0), ToolUsing()) == 0
+    assert tool_calls(AidConfig(max_tool_calls=2), get_strategy()) == 2

@@ -53,10 +53,16 @@ class AidConfig:
     build_probe: str = "auto"  # a buildstatus probe name, "auto" or "none"
     build_timeout_s: float = 120.0
     tools: list[str] = field(default_factory=list)  # extra tools, "module:attribute"
-    max_tool_calls: int = 0  # tool calls a model may make per proposal (0: none)
+    # tool calls a model may make per proposal: -1 = what the strategy declares
+    # (Strategy.tool_calls, 0 for the built-in ones); >= 0 overrides it (0: none)
+    max_tool_calls: int = -1
     ces_timeout_s: float = 300.0
     restart_on_upgrade: bool = True  # a new bactrian installed: hand over to a new server
     upgrade_check_s: float = 5.0
+    # how long a Python thread holding the GIL may run before a waiting one gets it; the
+    # interpreter's 5 ms default makes a short request wait behind its siblings' CPU work
+    # under many clients (0: leave the interpreter's default)
+    switch_interval_ms: float = 0.5
 
     def metrics_path(self) -> Path:
         return (
@@ -164,6 +170,10 @@ def load_aid_config(path: Path | None = None, **overrides: Any) -> AidConfig:
         raise ConfigError(
             f"[aid] max_frame_bytes must be at least 1024, got {cfg.max_frame_bytes}."
         )
+    if cfg.max_tool_calls < -1:
+        raise ConfigError("[aid] max_tool_calls must be -1 (the strategy's), 0 (none) or more.")
+    if cfg.switch_interval_ms < 0 or cfg.switch_interval_ms > 1000:
+        raise ConfigError("[aid] switch_interval_ms must be between 0 and 1000 (0: the default).")
     if cfg.max_inflight < 1 or cfg.max_clients < 1:
         raise ConfigError("[aid] max_inflight and max_clients must be at least 1.")
     return cfg
