@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from bactrian.aid import protocol as P
 from bactrian.aid.config import AidConfig, load_aid_config
+from bactrian.aid.context import WorkspaceIndex
 from bactrian.aid.metrics import line_edit_distance
 from bactrian.aid.paths import AidError, Layout, ServerLock, private_dir, workspace_path
 from bactrian.aid.toolloop import tool_calls
@@ -168,3 +170,29 @@ def test_tool_calls_come_from_the_strategy_unless_config_overrides() -> None:
     assert tool_calls(AidConfig(), ToolUsing()) == 3
     assert tool_calls(AidConfig(max_tool_calls=0), ToolUsing()) == 0
     assert tool_calls(AidConfig(max_tool_calls=2), get_strategy()) == 2
+
+
+def test_workspace_index_refresh_sees_changes_in_unchanged_and_changed_dirs(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "ws"
+    for d in ("lib/a", "lib/b", "_build/x", ".git"):
+        (root / d).mkdir(parents=True)
+    (root / "lib/a/foo.ml").write_text("")
+    (root / "lib/b/bar.mli").write_text("")
+    (root / "lib/b/notes.txt").write_text("")
+    (root / "_build/x/gen.ml").write_text("")
+    (root / ".git/h.ml").write_text("")
+    ix = WorkspaceIndex(root)
+    assert ix.files() == ["lib/a/foo.ml", "lib/b/bar.mli"]
+    old = time.time() - 10  # listings older than a second are trusted when the mtime holds
+    for d in ("", "lib", "lib/a", "lib/b"):
+        os.utime(root / d, (old, old))
+    ix.refresh()
+    (root / "lib/a/foo_test.ml").write_text("")  # changes lib/a's mtime
+    (root / "lib/c").mkdir()  # changes lib's mtime
+    (root / "lib/c/baz.ml").write_text("")
+    (root / "lib/b/bar.mli").unlink()
+    ix.refresh()
+    assert ix.files() == ["lib/a/foo.ml", "lib/a/foo_test.ml", "lib/c/baz.ml"]
+    assert ix.with_stem("lib/a/foo.mli") == ["lib/a/foo.ml", "lib/a/foo_test.ml"]
