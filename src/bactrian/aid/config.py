@@ -59,10 +59,6 @@ class AidConfig:
     ces_timeout_s: float = 300.0
     restart_on_upgrade: bool = True  # a new bactrian installed: hand over to a new server
     upgrade_check_s: float = 5.0
-    # how long a Python thread holding the GIL may run before a waiting one gets it; the
-    # interpreter's 5 ms default makes a short request wait behind its siblings' CPU work
-    # under many clients (0: leave the interpreter's default)
-    switch_interval_ms: float = 0.5
 
     def metrics_path(self) -> Path:
         return (
@@ -172,8 +168,6 @@ def load_aid_config(path: Path | None = None, **overrides: Any) -> AidConfig:
         )
     if cfg.max_tool_calls < -1:
         raise ConfigError("[aid] max_tool_calls must be -1 (the strategy's), 0 (none) or more.")
-    if cfg.switch_interval_ms < 0 or cfg.switch_interval_ms > 1000:
-        raise ConfigError("[aid] switch_interval_ms must be between 0 and 1000 (0: the default).")
     if cfg.max_inflight < 1 or cfg.max_clients < 1:
         raise ConfigError("[aid] max_inflight and max_clients must be at least 1.")
     return cfg

@@ -352,8 +352,6 @@ class Server:
     def run(self, *, takeover: bool = False, ready: Any = None) -> None:
         """Serve until SIGTERM/SIGINT. ``takeover``: replace the running server (restart)."""
         self.layout.prepare()
-        if self.sidecar.config.switch_interval_ms:
-            sys.setswitchinterval(self.sidecar.config.switch_interval_ms / 1000)
         if takeover:
             sock = self._take_over()
         else:
