@@ -53,8 +53,10 @@ answers, then renames it over the socket path and stops the old one; an already 
 client is without answers only for the hand-over (the reconnect row, tens of ms). From the
 command to the new server's first answer takes longer (next row): a new Python process
 importing bactrian (about 1 s of CPU on this machine), during which the old server answers.
-With 20 clients, the overhead's p95 goes above 2x on this machine (2 cores shared with other
-engineers' builds and tests, and with the 20 benchmark clients themselves): a py-spy profile
+With 20 clients, the overhead's p95 ratio to one client's varies from run to run on this
+machine (2 cores shared with other engineers' builds and tests, and with the 20 benchmark
+clients themselves): 1.8x in the run above, 2.3-2.65x in three 20-second runs
+(`--duration 20 --saturate 0`) the same hour. A py-spy profile
 (GIL holders) of the server under the 20 clients shows the request path's own CPU work
 (context 19 %, apply check 11 %), SQLite writes about 2 %, no lock contention; the GIL is held
 about a fifth of the time, and the saturated closed loop shows the same throughput as one
