@@ -99,6 +99,9 @@ class Strategy:
 
     name = DEFAULT_STRATEGY
     edit_format = "unified-diff"
+    # tool calls the AID sidecar lets the model make per proposal under this strategy
+    # (bactrian.aid.toolloop); 0, the default, keeps the prompt byte-identical to training's
+    tool_calls = 0
     system = (
         "You are a coding assistant inside the developer's editor. Answer the request with a "
         "unified diff (git style) against the files shown, and nothing else."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import subprocess
 import time
@@ -286,3 +287,58 @@ def test_status_cli_and_client_give_up_cleanly(sidecar: SidecarProc, short_tmp: 
     )
     with pytest.raises(Exception, match="not running"):
         AidClient(short_tmp / "none.sock", root=str(sidecar.workspace), reconnect_s=0.3)
+
+
+def _raw_proposals(sc: SidecarProc, n: int) -> list[tuple[str, int, int]]:
+    """One raw connection: initialize and *n* pipelined proposes; for each proposal, the
+    position of its ``propose`` response and of its first ``aid/progress`` frame."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(60)
+    sock.connect(str(sc.socket))
+    init = {
+        "protocolVersion": P.PROTOCOL_VERSION,
+        "client": {"name": "raw", "version": "1"},
+        "workspaceRoot": str(sc.workspace),
+    }
+    sock.sendall(P.encode({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}))
+    frames = P.FrameReader(1 << 24)
+    while not (msgs := list(frames.messages())):
+        frames.feed(sock.recv(1 << 16))
+    assert len(msgs) == 1 and "result" in msgs[0], msgs
+    out = []
+    for i in range(1, n + 1):
+        params = {"prompt": f"raw {i}", "file": {"path": "lib/shape.ml"}}
+        out.append(P.encode({"jsonrpc": "2.0", "id": i, "method": "propose", "params": params}))
+    sock.sendall(b"".join(out))
+    answered: dict[str, int] = {}
+    first: dict[str, int] = {}
+    ended: set[str] = set()
+    seen = 0
+    deadline = time.monotonic() + 60
+    while len(ended) < n and time.monotonic() < deadline:
+        data = sock.recv(1 << 16)
+        assert data, "the server hung up"
+        frames.feed(data)
+        for msg in frames.messages():
+            seen += 1
+            if msg.get("method") == "aid/progress":
+                pid = msg["params"]["proposalId"]
+                first.setdefault(pid, seen)
+                if msg["params"]["kind"] in ("final", "error", "cancelled"):
+                    ended.add(pid)
+            elif isinstance(msg.get("id"), int) and msg["id"] > 0:
+                assert "result" in msg, msg
+                answered[msg["result"]["proposalId"]] = seen
+    sock.close()
+    assert len(ended) == n and set(answered) == set(first) == ended
+    return [(pid, answered[pid], first[pid]) for pid in answered]
+
+
+def test_propose_result_is_written_before_its_progress(shared_sidecar: SidecarProc) -> None:
+    """On the raw socket, with an instant backend so that each proposal's pipeline thread
+    races its response: the ``propose`` result frame always comes before the first
+    ``aid/progress`` frame of that proposal."""
+    rows = [row for _ in range(12) for row in _raw_proposals(shared_sidecar, 4)]
+    assert len(rows) == 48
+    early = [pid for pid, answer, progress in rows if progress < answer]
+    assert early == [], f"{len(early)} of 48 proposals streamed before their propose result"

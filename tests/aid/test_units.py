@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bactrian.aid import protocol as P
-from bactrian.aid.config import load_aid_config
+from bactrian.aid.config import AidConfig, load_aid_config
+from bactrian.aid.context import WorkspaceIndex
 from bactrian.aid.metrics import line_edit_distance
 from bactrian.aid.paths import AidError, Layout, ServerLock, private_dir, workspace_path
+from bactrian.aid.toolloop import tool_calls
 from bactrian.errors import ConfigError
 from bactrian.models.scripted import ScriptedBackend, tokens_of
+from bactrian.strategies import STRATEGIES, Strategy, get_strategy
 
 messages = st.lists(
     st.dictionaries(
@@ -154,3 +158,41 @@ def test_line_edit_distance() -> None:
     assert line_edit_distance("a\nb\nc\n", "a\nb\nc\n") == 0
     assert line_edit_distance("a\nb\n", "a\nx\nb\n") == 1
     assert line_edit_distance("a\nb\n", "a\nc\n") == 2
+
+
+def test_tool_calls_come_from_the_strategy_unless_config_overrides() -> None:
+    class ToolUsing(Strategy):
+        tool_calls = 3
+
+    # the built-in strategies keep prompts as in training: no tool loop unless asked
+    assert all(get_strategy(n).tool_calls == 0 for n in STRATEGIES.names())
+    assert tool_calls(AidConfig(), get_strategy()) == 0
+    assert tool_calls(AidConfig(), ToolUsing()) == 3
+    assert tool_calls(AidConfig(max_tool_calls=0), ToolUsing()) == 0
+    assert tool_calls(AidConfig(max_tool_calls=2), get_strategy()) == 2
+
+
+def test_workspace_index_refresh_sees_changes_in_unchanged_and_changed_dirs(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "ws"
+    for d in ("lib/a", "lib/b", "_build/x", ".git"):
+        (root / d).mkdir(parents=True)
+    (root / "lib/a/foo.ml").write_text("")
+    (root / "lib/b/bar.mli").write_text("")
+    (root / "lib/b/notes.txt").write_text("")
+    (root / "_build/x/gen.ml").write_text("")
+    (root / ".git/h.ml").write_text("")
+    ix = WorkspaceIndex(root)
+    assert ix.files() == ["lib/a/foo.ml", "lib/b/bar.mli"]
+    old = time.time() - 10  # listings older than a second are trusted when the mtime holds
+    for d in ("", "lib", "lib/a", "lib/b"):
+        os.utime(root / d, (old, old))
+    ix.refresh()
+    (root / "lib/a/foo_test.ml").write_text("")  # changes lib/a's mtime
+    (root / "lib/c").mkdir()  # changes lib's mtime
+    (root / "lib/c/baz.ml").write_text("")
+    (root / "lib/b/bar.mli").unlink()
+    ix.refresh()
+    assert ix.files() == ["lib/a/foo.ml", "lib/a/foo_test.ml", "lib/c/baz.ml"]
+    assert ix.with_stem("lib/a/foo.mli") == ["lib/a/foo.ml", "lib/a/foo_test.ml"]

@@ -53,7 +53,9 @@ class AidConfig:
     build_probe: str = "auto"  # a buildstatus probe name, "auto" or "none"
     build_timeout_s: float = 120.0
     tools: list[str] = field(default_factory=list)  # extra tools, "module:attribute"
-    max_tool_calls: int = 0  # tool calls a model may make per proposal (0: none)
+    # tool calls a model may make per proposal: -1 = what the strategy declares
+    # (Strategy.tool_calls, 0 for the built-in ones); >= 0 overrides it (0: none)
+    max_tool_calls: int = -1
     ces_timeout_s: float = 300.0
     restart_on_upgrade: bool = True  # a new bactrian installed: hand over to a new server
     upgrade_check_s: float = 5.0
@@ -164,6 +166,8 @@ def load_aid_config(path: Path | None = None, **overrides: Any) -> AidConfig:
         raise ConfigError(
             f"[aid] max_frame_bytes must be at least 1024, got {cfg.max_frame_bytes}."
         )
+    if cfg.max_tool_calls < -1:
+        raise ConfigError("[aid] max_tool_calls must be -1 (the strategy's), 0 (none) or more.")
     if cfg.max_inflight < 1 or cfg.max_clients < 1:
         raise ConfigError("[aid] max_inflight and max_clients must be at least 1.")
     return cfg

@@ -54,6 +54,9 @@ class Client:
         self.writer = writer
         self.conn = conn
         self.pending: set[Any] = set()
+        # progress of a proposal whose ``propose`` result is not written yet: held back so
+        # that the result always comes first on the wire (docs/aid-protocol.md)
+        self.held: dict[Any, list[dict[str, Any]]] = {}
         self.closed = False
 
     def send(self, msg: dict[str, Any]) -> None:  # on the loop thread
@@ -73,6 +76,17 @@ class Client:
     def answer(self, rid: Any, msg: dict[str, Any]) -> None:  # on the loop thread
         if rid in self.pending:
             self.pending.discard(rid)
+            self.send(msg)
+        held = self.held.pop(rid, None)
+        if held and "result" in msg:
+            for note in held:
+                self.send(note)
+
+    def progress(self, rid: Any, msg: dict[str, Any]) -> None:  # on the loop thread
+        held = self.held.get(rid)
+        if held is not None:
+            held.append(msg)
+        else:
             self.send(msg)
 
 
@@ -139,10 +153,11 @@ class Server:
             return
         if req.method == "propose":
             client.pending.add(req.id)
+            client.held[req.id] = []
             self._run(
                 client,
                 req.id,
-                lambda: self.sidecar.propose(conn, req.params, self._emitter(client)),
+                lambda: self.sidecar.propose(conn, req.params, self._emitter(client, req.id)),
             )
             return
         handler = self._handlers().get(req.method)
@@ -164,9 +179,11 @@ class Server:
         client.pending.add(req.id)
         self._run(client, req.id, lambda: handler(conn, req.params))
 
-    def _emitter(self, client: Client) -> Any:
+    def _emitter(self, client: Client, rid: Any) -> Any:
         def emit(params: dict[str, Any]) -> None:
-            client.send_threadsafe(P.notification("aid/progress", params))
+            msg = P.notification("aid/progress", params)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: we are exiting
+                self.loop.call_soon_threadsafe(client.progress, rid, msg)
 
         return emit
 

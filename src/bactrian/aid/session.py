@@ -312,7 +312,9 @@ class Sidecar:
             if cfg.log_content:
                 log.info("proposal %s prompt %r", run.id, req.prompt)
             run.token.check()
-            output, model_s, ttft = self._generate(run, backend, mcfg, rendered.messages, req.root)
+            output, model_s, ttft = self._generate(
+                run, backend, mcfg, rendered.messages, req.root, toolloop.tool_calls(cfg, strategy)
+            )
             rec.ttft_ms = ttft * 1000 if ttft is not None else None
             parsed = strategy.parse(output, ctx.texts)
             result = (
@@ -407,10 +409,10 @@ class Sidecar:
         mcfg: ModelConfig,
         messages: list[dict[str, str]],
         root: Path,
+        calls: int,
     ) -> tuple[str, float, float | None]:
         """The model's answer (text, seconds in the model, time to its first token), after
-        at most ``[aid] max_tool_calls`` tool calls (:mod:`bactrian.aid.toolloop`)."""
-        calls = self.config.max_tool_calls
+        at most ``calls`` tool calls (:mod:`bactrian.aid.toolloop`)."""
         if calls > 0:
             messages = toolloop.with_tools(messages, self.tools)
         model_s, ttft = 0.0, None

@@ -1,5 +1,6 @@
-"""The model's tool calls during a proposal (``[aid] max_tool_calls`` > 0; off by default, so
-the default prompt stays byte-identical to training's).
+"""The model's tool calls during a proposal: as many as the strategy declares
+(``Strategy.tool_calls``, 0 for the built-in strategies, so the default prompt stays
+byte-identical to training's), or ``[aid] max_tool_calls`` when set (>= 0) as an override.
 
 When on, the system message gains a list of the tools and one rule: to call a tool, answer
 with exactly one line ``<tool>{"name": ..., "arguments": {...}}</tool>``. The sidecar runs the
@@ -14,11 +15,20 @@ import json
 import re
 from typing import Any
 
+from bactrian.aid.config import AidConfig
 from bactrian.aid.protocol import RpcError
 from bactrian.aid.tools import ToolContext, ToolRegistry
+from bactrian.strategies import Strategy
 
 CALL = re.compile(r"^\s*<tool>\s*(\{.*\})\s*</tool>\s*$", re.DOTALL)
 MAX_RESULT_CHARS = 8000
+
+
+def tool_calls(cfg: AidConfig, strategy: Strategy) -> int:
+    """How many tool calls a proposal may make: the config's override, else the strategy's."""
+    if cfg.max_tool_calls >= 0:
+        return cfg.max_tool_calls
+    return max(0, int(getattr(strategy, "tool_calls", 0)))
 
 
 def with_tools(messages: list[dict[str, str]], registry: ToolRegistry) -> list[dict[str, str]]:
