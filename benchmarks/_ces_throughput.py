@@ -51,7 +51,8 @@ class Workspace:
     stages: dict[str, str] = field(default_factory=dict)
 
 
-def _sh(cmd: str | list[str], cwd: Path, stdin: str | None = None) -> int:
+def sh(cmd: str | list[str], cwd: Path, stdin: str | None = None) -> int:
+    """Run ``cmd`` in ``cwd`` with dune's cache off, quietly; its exit status."""
     return subprocess.run(
         cmd,
         cwd=cwd,
@@ -99,12 +100,12 @@ def naive_one(w: Workspace, scratch: Path, diff: str) -> None:
     tree = Path(tempfile.mkdtemp(dir=scratch))
     try:
         shutil.copytree(w.src, tree, dirs_exist_ok=True, ignore=shutil.ignore_patterns("_build"))
-        if _sh(["patch", "-p1", "-s", "--batch"], tree, diff) != 0:
+        if sh(["patch", "-p1", "-s", "--batch"], tree, diff) != 0:
             return
         build = w.stages.get("build", "dune build --root . 2>&1")
         test = w.stages.get("test", "dune runtest --root . 2>&1")
-        if _sh(build, tree) == 0:
-            _sh(test, tree)
+        if sh(build, tree) == 0:
+            sh(test, tree)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
 

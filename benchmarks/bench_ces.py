@@ -29,7 +29,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,19 +49,7 @@ from bactrian.ces.local import LocalBackend  # noqa: E402
 
 DOCS = HERE.parent / "docs" / "benchmarks.md"
 SECTION = "## Code Evaluation Service"
-COLD_ENV = {**os.environ, "DUNE_CACHE": "disabled"}
-
-
-def _sh(cmd: str | list[str], cwd: Path, stdin: str | None = None) -> int:
-    return subprocess.run(
-        cmd,
-        cwd=cwd,
-        shell=isinstance(cmd, str),
-        input=stdin,
-        text=True,
-        capture_output=True,
-        env=COLD_ENV,
-    ).returncode
+sh = throughput.sh  # fresh copy + cold build: dune's cache off, as the naive side runs
 
 
 def touched_files(diff: str) -> list[str]:
@@ -77,11 +64,11 @@ def naive_one(src: Path, scratch: Path, diff: str) -> str | None:
     tree = Path(tempfile.mkdtemp(dir=scratch))
     try:
         shutil.copytree(src, tree, dirs_exist_ok=True, ignore=shutil.ignore_patterns("_build"))
-        if _sh(["patch", "-p1", "-s", "--batch"], tree, diff) != 0:
+        if sh(["patch", "-p1", "-s", "--batch"], tree, diff) != 0:
             return None
-        if _sh("dune build --root . 2>&1", tree) != 0:
+        if sh("dune build --root . 2>&1", tree) != 0:
             return "apply"
-        if _sh("dune runtest --root . 2>&1", tree) != 0:
+        if sh("dune runtest --root . 2>&1", tree) != 0:
             return "build"
         return "test"
     finally:
@@ -101,7 +88,7 @@ def naive(src: Path, scratch: Path, diffs: list[str], parallel: int) -> float:
 def raw_one(tree: Path, diff: str, stages: dict[str, str]) -> float:
     """Apply with patch, run the adapter's stage commands until one fails, revert. Only the
     stage commands are timed."""
-    if _sh(["patch", "-p1", "-s", "--batch"], tree, diff) != 0:
+    if sh(["patch", "-p1", "-s", "--batch"], tree, diff) != 0:
         return 0.0
     adapter = get_adapter("auto", tree)
     touched = touched_files(diff)
@@ -112,12 +99,12 @@ def raw_one(tree: Path, diff: str, stages: dict[str, str]) -> float:
             if not cmd:
                 continue
             t0 = time.monotonic()
-            rc = _sh(cmd, tree)
+            rc = sh(cmd, tree)
             elapsed += time.monotonic() - t0
             if rc != 0:
                 break
     finally:
-        if _sh(["patch", "-p1", "-R", "-s", "--batch"], tree, diff) != 0:
+        if sh(["patch", "-p1", "-R", "-s", "--batch"], tree, diff) != 0:
             raise RuntimeError("patch -R failed: the raw tree is no longer the base")
     return elapsed
 
@@ -200,7 +187,7 @@ def _run(scratch: Path, modules: int, n_diffs: int, seed: int) -> dict[str, floa
         # (b) overhead: interleaved per diff, one worker vs a raw warm tree
         raw_tree = scratch / "raw"
         shutil.copytree(src, raw_tree)
-        if _sh("dune build --root . 2>&1 && dune runtest --root . 2>&1", raw_tree) != 0:
+        if sh("dune build --root . 2>&1 && dune runtest --root . 2>&1", raw_tree) != 0:
             raise RuntimeError("the generated workspace is not green")
         raw_total = ces_total = 0.0
         for _ in range(2):

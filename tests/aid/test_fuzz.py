@@ -12,21 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bactrian.aid import protocol as P
+from bactrian.aid import session
 from tests.aid.conftest import SidecarProc
 
-METHODS = [
-    "initialize",
-    "propose",
-    "cancel",
-    "apply",
-    "feedback",
-    "status",
-    "describe",
-    "tools/list",
-    "tools/call",
-    "x/y",
-    "",
-]
+METHODS = [*session.METHODS, "x/y", ""]  # every method, an unknown one and an empty name
 json_values = st.recursive(
     st.none()
     | st.booleans()
