@@ -119,7 +119,9 @@ class _Demo:
             self.evaluate(dataset)
             self.html()
             if self.train:
+                t0 = time.monotonic()
                 self.report.training = train_step(dataset, self.out / "train", self.echo)
+                self.report.timings["train"] = time.monotonic() - t0
         finally:
             db.close()
             shutdown()
