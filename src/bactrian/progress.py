@@ -26,6 +26,21 @@ def enabled() -> bool:
     return sys.stderr.isatty()
 
 
+def _bar(desc: str, unit: str, total: int | None, items: Iterable[T] | None = None) -> tqdm:
+    """One bar, styled the same everywhere: on stderr, kept when done, redrawn at most 5 times
+    a second."""
+    return tqdm(
+        items,
+        desc=desc,
+        unit=unit,
+        total=total,
+        file=sys.stderr,
+        leave=True,
+        dynamic_ncols=True,
+        mininterval=0.2,
+    )
+
+
 def progress(
     items: Iterable[T], desc: str, unit: str = "it", total: int | None = None
 ) -> Iterator[T]:
@@ -36,16 +51,7 @@ def progress(
 
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    with tqdm(
-        items,
-        desc=desc,
-        unit=unit,
-        total=total,
-        file=sys.stderr,
-        leave=True,
-        dynamic_ncols=True,
-        mininterval=0.2,
-    ) as bar:
+    with _bar(desc, unit, total, items) as bar:
         yield from bar
 
 
@@ -54,19 +60,7 @@ class Bar:
     calls back once per snapshot). A no-op when progress bars are off."""
 
     def __init__(self, desc: str, total: int | None = None, unit: str = "it") -> None:
-        self._bar = (
-            tqdm(
-                desc=desc,
-                unit=unit,
-                total=total,
-                file=sys.stderr,
-                leave=True,
-                dynamic_ncols=True,
-                mininterval=0.2,
-            )
-            if enabled()
-            else None
-        )
+        self._bar = _bar(desc, unit, total) if enabled() else None
 
     def step(self, n: int = 1) -> None:
         if self._bar is not None:
